@@ -1,0 +1,47 @@
+"""Accounts (the tenants) and their API keys."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import CheckConstraint, ForeignKey, String, Text
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.orm import Mapped, mapped_column
+
+from acorn_api.core.models import Base, IdMixin, TenantMixin, TimestampMixin
+
+ROLE_CHECK = "role IS NULL OR role IN ('admin', 'purchasing', 'operations', 'finance', 'viewer')"
+
+
+class Account(IdMixin, TimestampMixin, Base):
+    __tablename__ = "accounts"
+
+    name: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(20), default="active", server_default="active")
+
+    __table_args__ = (CheckConstraint("status IN ('active', 'suspended')", name="status"),)
+
+
+class ApiKey(TenantMixin, Base):
+    """A long random secret shown once; only its keyed hash is kept.
+
+    The visible ``prefix`` finds the row in one indexed lookup; the hash proves the secret.
+    """
+
+    __tablename__ = "api_keys"
+
+    name: Mapped[str] = mapped_column(String(200))
+    prefix: Mapped[str] = mapped_column(String(32), unique=True)
+    secret_hash: Mapped[str] = mapped_column(String(128))
+    role: Mapped[str | None] = mapped_column(String(20))
+    scopes: Mapped[list[str]] = mapped_column(ARRAY(Text), default=list, server_default="{}")
+    expires_at: Mapped[datetime | None]
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+    created_by_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("api_keys.id", ondelete="SET NULL"))
+
+    __extra_table_args__ = (
+        CheckConstraint(ROLE_CHECK, name="role"),
+        CheckConstraint("role IS NOT NULL OR cardinality(scopes) > 0", name="role_or_scopes"),
+    )

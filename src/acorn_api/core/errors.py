@@ -1,0 +1,255 @@
+"""One family of errors, rendered as RFC 9457 ``application/problem+json``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from http import HTTPStatus
+from typing import Any, ClassVar
+
+import structlog
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import ORJSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+PROBLEM_BASE = "https://acorn.dev/problems/"
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+
+log = structlog.get_logger(__name__)
+
+
+class FieldError(BaseModel):
+    loc: list[str | int] = Field(description="where the error is: body, query, path or header, then the field")
+    msg: str
+    type: str
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(description="a URI naming the kind of problem", examples=[PROBLEM_BASE + "not-found"])
+    title: str
+    status: int
+    detail: str | None = None
+    instance: str | None = Field(default=None, description="the request path")
+    request_id: str | None = None
+    errors: list[FieldError] | None = None
+
+
+class AcornError(Exception):
+    """Base of every error a service may raise on purpose; the handler turns it into a problem."""
+
+    status: ClassVar[int] = 500
+    title: ClassVar[str] = "Internal error"
+    code: ClassVar[str] = "internal"
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        code: str | None = None,
+        errors: Sequence[FieldError] | None = None,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(detail or self.title)
+        self.detail = detail
+        self.instance_code = code or self.code
+        self.errors = list(errors) if errors else None
+        self.headers = headers or {}
+        self.extra = extra
+
+    @property
+    def type_uri(self) -> str:
+        return PROBLEM_BASE + self.instance_code.replace("_", "-")
+
+
+class BadRequest(AcornError):
+    status = 400
+    title = "Bad request"
+    code = "bad_request"
+
+
+class Unauthorized(AcornError):
+    status = 401
+    title = "Unauthorized"
+    code = "unauthorized"
+
+
+class NotPermitted(AcornError):
+    status = 403
+    title = "Not permitted"
+    code = "forbidden"
+
+
+class NotFound(AcornError):
+    status = 404
+    title = "Not found"
+    code = "not_found"
+
+
+class Conflict(AcornError):
+    status = 409
+    title = "Conflict"
+    code = "conflict"
+
+
+class PreconditionFailed(AcornError):
+    status = 412
+    title = "Precondition failed"
+    code = "precondition_failed"
+
+
+class PayloadTooLarge(AcornError):
+    status = 413
+    title = "Payload too large"
+    code = "payload_too_large"
+
+
+class Unprocessable(AcornError):
+    status = 422
+    title = "Unprocessable content"
+    code = "validation_error"
+
+
+class TooManyRequests(AcornError):
+    status = 429
+    title = "Too many requests"
+    code = "rate_limited"
+
+
+class ServiceUnavailable(AcornError):
+    status = 503
+    title = "Service unavailable"
+    code = "unavailable"
+
+
+def field_error(loc: Sequence[str | int], msg: str, type_: str = "value_error") -> FieldError:
+    return FieldError(loc=list(loc), msg=msg, type=type_)
+
+
+def invalid_field(loc: Sequence[str | int], msg: str, type_: str = "value_error") -> Unprocessable:
+    """A 422 naming one field, for rules that only the service can check."""
+    return Unprocessable(f"{'.'.join(str(p) for p in loc)}: {msg}", errors=[field_error(loc, msg, type_)])
+
+
+def _request_id(request: Request) -> str | None:
+    return getattr(request.state, "request_id", None)
+
+
+def problem_response(
+    request: Request,
+    *,
+    status: int,
+    title: str,
+    type_uri: str,
+    detail: str | None = None,
+    errors: Sequence[FieldError] | None = None,
+    headers: dict[str, str] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> ORJSONResponse:
+    body: dict[str, Any] = {
+        "type": type_uri,
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "instance": request.url.path,
+        "request_id": _request_id(request),
+    }
+    if errors:
+        body["errors"] = [e.model_dump() for e in errors]
+    if extra:
+        body.update({k: v for k, v in extra.items() if k not in body})
+    return ORJSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_CONTENT_TYPE)
+
+
+async def handle_acorn_error(request: Request, exc: Exception) -> ORJSONResponse:
+    assert isinstance(exc, AcornError)
+    return problem_response(
+        request,
+        status=exc.status,
+        title=exc.title,
+        type_uri=exc.type_uri,
+        detail=exc.detail,
+        errors=exc.errors,
+        headers=exc.headers,
+        extra=exc.extra,
+    )
+
+
+def _loc(loc: Sequence[Any]) -> list[str | int]:
+    return [p if isinstance(p, int) else str(p) for p in loc]
+
+
+async def handle_validation_error(request: Request, exc: Exception) -> ORJSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = [
+        FieldError(loc=_loc(e.get("loc", ())), msg=str(e.get("msg", "")), type=str(e.get("type", "")))
+        for e in exc.errors()
+    ]
+    fields = ", ".join(".".join(str(p) for p in e.loc) for e in errors[:5])
+    return problem_response(
+        request,
+        status=422,
+        title="Unprocessable content",
+        type_uri=PROBLEM_BASE + "validation-error",
+        detail=f"The request is not valid: {fields}" if fields else "The request is not valid.",
+        errors=errors,
+    )
+
+
+async def handle_http_exception(request: Request, exc: Exception) -> ORJSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    phrase = HTTPStatus(exc.status_code).phrase if exc.status_code in HTTPStatus._value2member_map_ else "Error"
+    detail = exc.detail if isinstance(exc.detail, str) and exc.detail != phrase else None
+    if exc.status_code == 404 and detail is None:
+        detail = f"No route matches {request.method} {request.url.path}."
+    if exc.status_code == 405 and detail is None:
+        detail = f"{request.method} is not allowed on {request.url.path}."
+    return problem_response(
+        request,
+        status=exc.status_code,
+        title=phrase,
+        type_uri=PROBLEM_BASE + phrase.lower().replace(" ", "-"),
+        detail=detail,
+        headers=dict(exc.headers) if exc.headers else None,
+    )
+
+
+async def handle_unexpected(request: Request, exc: Exception) -> ORJSONResponse:
+    log.exception("unhandled_error", error_type=type(exc).__name__)
+    return problem_response(
+        request,
+        status=500,
+        title="Internal error",
+        type_uri=PROBLEM_BASE + "internal",
+        detail="Something went wrong on our side. Quote the request id when you report it.",
+    )
+
+
+def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses=`` entries for the problems a route can answer (401 and 422 always)."""
+    descriptions = {
+        400: "Bad request",
+        401: "No, expired or invalid credential",
+        403: "The credential lacks a required scope, or a rule forbids the action",
+        404: "No such resource in the caller's account",
+        409: "Conflict with the current state (duplicate, stale version, idempotency key reuse)",
+        412: "If-Match does not match the current version",
+        413: "Request body too large",
+        422: "Invalid input; `errors` names each field and the reason",
+        429: "Rate limit exceeded; retry after `Retry-After` seconds",
+        503: "A dependency is unavailable",
+    }
+    wanted = sorted({401, 422, 429, *statuses})
+    return {
+        status: {
+            "model": Problem,
+            "description": descriptions.get(status, HTTPStatus(status).phrase),
+            "content": {PROBLEM_CONTENT_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
+        for status in wanted
+    }

@@ -1,0 +1,57 @@
+"""Declarative base and the mixins every table is built from."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import DateTime, ForeignKey, MetaData, Numeric, UniqueConstraint, func
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {  # noqa: RUF012 - read by SQLAlchemy at class creation
+        datetime: DateTime(timezone=True),
+        Decimal: Numeric(20, 4),
+        dict[str, Any]: JSONB,
+    }
+
+
+class IdMixin:
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+
+
+class TimestampMixin:
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
+
+
+class TenantMixin(IdMixin, TimestampMixin):
+    """A row that belongs to one account.
+
+    ``UNIQUE (account_id, id)`` lets other tenant tables point here with a foreign key that includes
+    ``account_id``, so a row can never reference another account's row and the tables can later be
+    distributed by account. Subclasses add constraints through ``__extra_table_args__``.
+    """
+
+    __extra_table_args__: tuple[Any, ...] = ()
+
+    @declared_attr
+    def account_id(cls) -> Mapped[uuid.UUID]:
+        return mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+
+    @declared_attr.directive
+    def __table_args__(cls) -> tuple[Any, ...]:
+        return (UniqueConstraint("account_id", "id"), *cls.__extra_table_args__)

@@ -1,0 +1,103 @@
+"""`acorn-api dev`: the whole service on one machine with zero configuration.
+
+With no ``ACORN_DATABASE_URL`` / ``ACORN_REDIS_URL``, PostgreSQL and Valkey come from pip wheels and keep
+their data in ``.acorn-dev/`` (reused on the next start). Then: migrate, seed a demo account, and run the
+API and an arq worker in one process until Ctrl-C. The code paths are production's; only where the
+servers come from differs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from acorn_api.settings import Settings
+
+DEMO_FILE = "demo-account.json"
+
+
+@contextlib.contextmanager
+def _servers(settings: Settings, data_dir: Path) -> Iterator[tuple[str, str]]:
+    if settings.database_url and settings.redis_url:
+        yield settings.database_url, settings.redis_url
+        return
+    from acorn_api.embedded import embedded_servers
+
+    with embedded_servers(data_dir.resolve()) as urls:
+        yield settings.database_url or urls.database_url, settings.redis_url or urls.redis_url
+
+
+async def _seed_demo(settings: Settings, data_dir: Path) -> dict[str, Any]:
+    """Create the demo account once; its key is kept (owner-only) in the data folder for later starts."""
+    path = data_dir / DEMO_FILE
+    if path.exists():
+        demo: dict[str, Any] = json.loads(path.read_text())
+        return demo
+    from acorn_api.cli import _create_account
+
+    demo = await _create_account(settings, "Demo Vendor")
+    path.write_text(json.dumps(demo))
+    path.chmod(0o600)
+    return demo
+
+
+async def _run(settings: Settings, host: str, port: int, data_dir: Path) -> None:
+    import uvicorn
+    from arq.worker import Worker
+
+    from acorn_api.main import create_app
+    from acorn_api.worker import worker_settings
+
+    demo = await _seed_demo(settings, data_dir)
+    api = uvicorn.Server(uvicorn.Config(create_app(settings), host=host, port=port, log_config=None))
+    ws = worker_settings(settings)
+    worker = Worker(
+        functions=ws.functions,
+        cron_jobs=ws.cron_jobs,
+        on_startup=ws.on_startup,
+        on_shutdown=ws.on_shutdown,
+        redis_settings=ws.redis_settings,
+        queue_name=ws.queue_name,
+        ctx=dict(ws.ctx),
+        handle_signals=False,
+    )
+    base = f"http://{host}:{port}"
+    typer.echo(
+        f"\nACORN API dev server\n"
+        f"  API        {base}   (docs {base}/docs)\n"
+        f"  readiness  {base}/readyz\n"
+        f"  account    {demo['account_id']}\n"
+        f"  API key    {demo['api_key']}\n"
+        f"  try        curl -H 'Authorization: Bearer {demo['api_key']}' {base}/v1/stores\n"
+        f"Ctrl-C stops everything.\n"
+    )
+    worker_task = asyncio.create_task(worker.async_run())
+    try:
+        await api.serve()
+    finally:
+        worker_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await worker_task
+        await worker.close()
+
+
+def run_dev(*, host: str, port: int, data_dir: Path) -> None:
+    from acorn_api.migrate import upgrade
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    base = Settings()
+    with _servers(base, data_dir) as (database_url, redis_url):
+        os.environ["ACORN_DATABASE_URL"] = database_url
+        os.environ["ACORN_REDIS_URL"] = redis_url
+        settings = Settings(log_json=False) if "ACORN_LOG_JSON" not in os.environ else Settings()
+        typer.echo(f"database {settings.database_url.split('@')[-1] if settings.database_url else '?'}")
+        upgrade(database_url)
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(_run(settings, host, port, data_dir))

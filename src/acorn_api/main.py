@@ -1,0 +1,129 @@
+"""The application factory: middleware, error handlers, routers and the lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from arq import create_pool
+from arq.connections import RedisSettings
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from acorn_api import health
+from acorn_api.core import errors
+from acorn_api.core.db import Resources, make_engine, make_sessionmaker
+from acorn_api.core.idempotency import IdempotentReplay, handle_replay
+from acorn_api.core.logging import configure_logging
+from acorn_api.core.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
+from acorn_api.settings import Settings, get_settings
+from acorn_api.stores.router import router as stores_router
+
+API_DESCRIPTION = """\
+ACORN API runs the back office of brands that sell to Amazon as Vendors (1P): purchase orders,
+invoices, remittances, deductions and their disputes, store quotes and reconciliation.
+
+* **Auth**: `Authorization: Bearer <API key or OAuth2 access token>`; each operation lists its scopes.
+* **Errors**: RFC 9457 `application/problem+json` with `errors[]` naming each bad field.
+* **Lists**: cursor pagination (`limit`, `cursor` → `data`, `next_cursor`, `has_more`), newest first.
+* **Idempotency**: POSTs that create accept `Idempotency-Key` (kept 24 h).
+* **Money**: `{"amount": "1234.50", "currency": "USD"}`, amounts as decimal strings. Times: UTC, RFC 3339.
+"""
+
+ROUTERS = [health.router, stores_router]
+
+
+async def open_resources(settings: Settings) -> Resources:
+    engine = make_engine(settings)
+    if not settings.redis_url:
+        raise RuntimeError("no Redis configured: set ACORN_REDIS_URL or use `acorn-api dev`")
+    redis = await create_pool(RedisSettings.from_dsn(settings.redis_url), default_queue_name=settings.arq_queue_name)
+    return Resources(engine=engine, sessionmaker=make_sessionmaker(engine), redis=redis)
+
+
+async def close_resources(resources: Resources) -> None:
+    await resources.redis.aclose()
+    if resources.engine is not None:
+        await resources.engine.dispose()
+
+
+def _required_scopes(route: APIRoute) -> list[str]:
+    found: list[str] = []
+    stack = list(route.dependant.dependencies)
+    while stack:
+        dependant = stack.pop()
+        for scope in dependant.own_oauth_scopes or []:
+            if scope not in found:
+                found.append(scope)
+        stack.extend(dependant.dependencies)
+    return found
+
+
+def document_scopes(app: FastAPI) -> None:
+    """Append each operation's required scopes to its OpenAPI description, from the one place they live."""
+    for route in app.routes:
+        if not isinstance(route, APIRoute):
+            continue
+        scopes = _required_scopes(route)
+        if not scopes:
+            continue
+        note = "**Required scopes:** " + ", ".join(f"`{s}`" for s in scopes) + " (or `admin`)."
+        route.description = f"{route.description}\n\n{note}" if route.description else note
+
+
+def create_app(settings: Settings | None = None, *, resources: Resources | None = None) -> FastAPI:
+    """Build the app. Tests pass ``resources`` to run it on their own database connection."""
+    settings = settings or get_settings()
+    configure_logging(settings.log_level, json=settings.log_json)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
+        owned = None
+        if getattr(app.state, "resources", None) is None:
+            owned = app.state.resources = await open_resources(settings)
+        try:
+            yield {}
+        finally:
+            if owned is not None:
+                await close_resources(owned)
+                app.state.resources = None
+
+    docs = not settings.is_production
+    app = FastAPI(
+        title="ACORN API",
+        version="0.1.0",
+        description=API_DESCRIPTION,
+        lifespan=lifespan,
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
+        openapi_url="/openapi.json",
+    )
+    app.state.settings = settings
+    app.state.resources = resources
+
+    app.add_exception_handler(IdempotentReplay, handle_replay)
+    app.add_exception_handler(errors.AcornError, errors.handle_acorn_error)
+    app.add_exception_handler(RequestValidationError, errors.handle_validation_error)
+    app.add_exception_handler(StarletteHTTPException, errors.handle_http_exception)
+    app.add_exception_handler(Exception, errors.handle_unexpected)
+
+    # Added last = outermost: the request id exists before anything else runs.
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "If-Match", "X-Request-ID"],
+            expose_headers=["X-Request-ID", "ETag", "Location", "Retry-After"],
+        )
+    app.add_middleware(RequestContextMiddleware, hsts=settings.is_production)
+
+    for router in ROUTERS:
+        app.include_router(router)
+    document_scopes(app)
+    return app

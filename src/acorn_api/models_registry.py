@@ -1,0 +1,12 @@
+"""Imports every model so that ``Base.metadata`` knows every table (alembic and tests use it)."""
+
+from __future__ import annotations
+
+from acorn_api.accounts import models as accounts_models
+from acorn_api.core import idempotency
+from acorn_api.core.models import Base
+from acorn_api.stores import models as stores_models
+
+metadata = Base.metadata
+
+__all__ = ["accounts_models", "idempotency", "metadata", "stores_models"]

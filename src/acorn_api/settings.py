@@ -1,0 +1,103 @@
+"""One settings class for the whole service, read from the environment (prefix ``ACORN_``)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+
+DEV_API_KEY_PEPPER = "acorn-dev-pepper-not-for-production"
+DEV_ENCRYPTION_KEY = "ZGV2LWtleS1ub3QtZm9yLXByb2R1Y3Rpb24tMDAwMDA="  # Fernet key, dev only
+
+Environment = Literal["development", "test", "staging", "production"]
+
+
+def to_async_database_url(url: str) -> str:
+    """Turn the URL a user writes (``postgresql://...``) into the asyncpg form SQLAlchemy needs."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "postgresql":
+        raise ValueError("only PostgreSQL URLs are supported (postgresql://user:pass@host:port/db)")
+    query = dict(parsed.query)
+    # libpq's sslmode is spelled ssl for asyncpg.
+    if "sslmode" in query:
+        query["ssl"] = query.pop("sslmode")
+    return parsed.set(drivername="postgresql+asyncpg", query=query).render_as_string(hide_password=False)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ACORN_", env_file=".env", extra="ignore")
+
+    environment: Environment = "development"
+    database_url: str | None = Field(
+        default=None, description="postgresql://user:pass@host:port/db; unset in dev means embedded PostgreSQL"
+    )
+    redis_url: str | None = Field(default=None, description="redis://host:port/db; unset in dev means embedded Valkey")
+    database_pool_size: int = 10
+    database_max_overflow: int = 10
+    log_level: str = "INFO"
+    log_json: bool = True
+    cors_origins: list[str] = Field(default_factory=list)
+    max_body_bytes: int = 10 * 1024 * 1024
+    public_base_url: str = "http://127.0.0.1:8000"
+
+    # Secrets. The defaults exist so a developer can start with zero configuration; production refuses them.
+    api_key_pepper: SecretStr = SecretStr(DEV_API_KEY_PEPPER)
+    encryption_keys: list[SecretStr] = Field(default_factory=lambda: [SecretStr(DEV_ENCRYPTION_KEY)])
+    jwt_private_keys_pem: list[SecretStr] = Field(
+        default_factory=list, description="PEM private keys, newest first; tokens are signed with the first"
+    )
+    jwt_keys_file: str | None = Field(default=None, description="file holding generated dev signing keys")
+    jwt_issuer: str = "https://acorn.local"
+    jwt_audience: str = "acorn-api"
+    access_token_ttl_seconds: int = Field(default=900, ge=60, le=86400)
+
+    idempotency_ttl_hours: int = Field(default=24, ge=24)
+    arq_queue_name: str = "acorn:queue"
+    redis_key_prefix: str = "acorn"
+
+    @field_validator("database_url")
+    @classmethod
+    def _normalise_database_url(cls, value: str | None) -> str | None:
+        return to_async_database_url(value) if value else None
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if value.startswith("valkey://"):
+            value = "redis://" + value.removeprefix("valkey://")
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must be a redis:// URL")
+        return value
+
+    @model_validator(mode="after")
+    def _refuse_development_secrets_in_production(self) -> Settings:
+        if self.environment != "production":
+            return self
+        problems = []
+        if self.api_key_pepper.get_secret_value() == DEV_API_KEY_PEPPER:
+            problems.append("ACORN_API_KEY_PEPPER")
+        if any(k.get_secret_value() == DEV_ENCRYPTION_KEY for k in self.encryption_keys):
+            problems.append("ACORN_ENCRYPTION_KEYS")
+        if not self.jwt_private_keys_pem:
+            problems.append("ACORN_JWT_PRIVATE_KEYS_PEM")
+        if not self.database_url:
+            problems.append("ACORN_DATABASE_URL")
+        if not self.redis_url:
+            problems.append("ACORN_REDIS_URL")
+        if problems:
+            raise ValueError("production needs real values for: " + ", ".join(problems))
+        return self
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment == "production"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

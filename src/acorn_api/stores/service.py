@@ -1,0 +1,117 @@
+"""The rules for stores. Flushes, never commits."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from acorn_api.accounts.auth import Caller
+from acorn_api.core.errors import Conflict, PreconditionFailed, field_error, invalid_field
+from acorn_api.core.pagination import PageParams, Slice
+from acorn_api.core.regions import MARKETPLACE_REGION, Marketplace, Region
+from acorn_api.stores.models import Store
+from acorn_api.stores.repository import stores
+from acorn_api.stores.schemas import StoreCreate, StoreUpdate
+
+
+def _code_taken(code: str) -> Conflict:
+    return Conflict(
+        f"A store with code {code!r} already exists in this account.",
+        code="store_code_taken",
+        errors=[field_error(["body", "code"], "already used by another store", "unique")],
+    )
+
+
+async def create(session: AsyncSession, caller: Caller, data: StoreCreate) -> Store:
+    """Create a store; its code is unique within the account."""
+    if await stores.code_taken(session, caller.account_id, data.code):
+        raise _code_taken(data.code)
+    store = stores.add(
+        session,
+        caller.account_id,
+        Store(
+            code=data.code,
+            name=data.name,
+            region=data.region.value,
+            marketplace=data.marketplace.value,
+            country=data.country,
+            currency=data.currency,
+            timezone=data.timezone,
+            vendor_codes=list(data.vendor_codes),
+            metadata_=dict(data.metadata),
+        ),
+    )
+    await session.flush()
+    await session.refresh(store)
+    return store
+
+
+async def get(session: AsyncSession, caller: Caller, store_id: uuid.UUID) -> Store:
+    return await stores.get(session, caller.account_id, store_id)
+
+
+async def list_page(
+    session: AsyncSession,
+    caller: Caller,
+    params: PageParams,
+    *,
+    status: str | None,
+    region: str | None,
+    marketplace: str | None,
+    vendor_code: str | None,
+    code: str | None,
+) -> Slice[Store]:
+    stmt = stores.filtered(
+        caller.account_id, status=status, region=region, marketplace=marketplace, vendor_code=vendor_code, code=code
+    )
+    return await stores.page(session, stmt, params)
+
+
+async def update(
+    session: AsyncSession, caller: Caller, store_id: uuid.UUID, data: StoreUpdate, *, if_match: int | None
+) -> Store:
+    """Apply the fields present; the expected version comes from the body or ``If-Match``."""
+    store = await stores.get_for_update(session, caller.account_id, store_id)
+    if data.version is not None and data.version != store.version:
+        raise Conflict(
+            f"The store is at version {store.version}, not {data.version}; read it again and retry.",
+            code="stale_version",
+            current_version=store.version,
+        )
+    if if_match is not None and if_match != store.version:
+        raise PreconditionFailed(
+            f"If-Match names version {if_match}; the store is at version {store.version}.",
+            current_version=store.version,
+        )
+    changes = data.model_dump(exclude_unset=True, exclude={"version"})
+    region = Region(changes.get("region", store.region))
+    marketplace = Marketplace(changes.get("marketplace", store.marketplace))
+    if MARKETPLACE_REGION[marketplace] != region:
+        field = "marketplace" if "marketplace" in changes else "region"
+        raise invalid_field(
+            ["body", field],
+            f"marketplace {marketplace.value} is in region {MARKETPLACE_REGION[marketplace].value}, not {region.value}",
+        )
+    if "code" in changes and await stores.code_taken(session, caller.account_id, changes["code"], except_id=store.id):
+        raise _code_taken(changes["code"])
+    if "metadata" in changes:
+        changes["metadata_"] = changes.pop("metadata")
+    for name, value in changes.items():
+        setattr(store, name, value.value if hasattr(value, "value") else value)
+    if changes:
+        await session.flush()
+        await session.refresh(store)
+    return store
+
+
+async def delete(session: AsyncSession, caller: Caller, store_id: uuid.UUID) -> Store | None:
+    """Delete the store, or archive it when other data refers to it. Returns the archived store, if so."""
+    store = await stores.get_for_update(session, caller.account_id, store_id)
+    if await stores.try_delete(session, caller.account_id, store_id):
+        session.expunge(store)
+        return None
+    store.status = "archived"
+    await session.flush()
+    await session.refresh(store)
+    return store
