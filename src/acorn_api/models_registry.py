@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from acorn_api.accounts import audit as accounts_audit
 from acorn_api.accounts import models as accounts_models
 from acorn_api.core import idempotency
 from acorn_api.core.models import Base
@@ -9,4 +10,4 @@ from acorn_api.stores import models as stores_models
 
 metadata = Base.metadata
 
-__all__ = ["accounts_models", "idempotency", "metadata", "stores_models"]
+__all__ = ["accounts_audit", "accounts_models", "idempotency", "metadata", "stores_models"]

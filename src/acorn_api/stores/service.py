@@ -6,6 +6,7 @@ import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from acorn_api.accounts import audit
 from acorn_api.accounts.auth import Caller
 from acorn_api.core.errors import Conflict, PreconditionFailed, field_error, invalid_field
 from acorn_api.core.pagination import PageParams, Slice
@@ -13,6 +14,20 @@ from acorn_api.core.regions import MARKETPLACE_REGION, Marketplace, Region
 from acorn_api.stores.models import Store
 from acorn_api.stores.repository import stores
 from acorn_api.stores.schemas import StoreCreate, StoreUpdate
+
+
+AUDITED_FIELDS = (
+    "code",
+    "name",
+    "region",
+    "marketplace",
+    "country",
+    "currency",
+    "timezone",
+    "vendor_codes",
+    "status",
+    "metadata_",
+)
 
 
 def _code_taken(code: str) -> Conflict:
@@ -44,6 +59,7 @@ async def create(session: AsyncSession, caller: Caller, data: StoreCreate) -> St
     )
     await session.flush()
     await session.refresh(store)
+    audit.record(session, caller, "store.created", "store", store.id, after=audit.snapshot(store, AUDITED_FIELDS))
     return store
 
 
@@ -97,21 +113,29 @@ async def update(
         raise _code_taken(changes["code"])
     if "metadata" in changes:
         changes["metadata_"] = changes.pop("metadata")
+    before = audit.snapshot(store, AUDITED_FIELDS)
     for name, value in changes.items():
         setattr(store, name, value.value if hasattr(value, "value") else value)
     if changes:
         await session.flush()
         await session.refresh(store)
+        after = audit.snapshot(store, AUDITED_FIELDS)
+        audit.record(session, caller, "store.updated", "store", store.id, before=before, after=after)
     return store
 
 
 async def delete(session: AsyncSession, caller: Caller, store_id: uuid.UUID) -> Store | None:
     """Delete the store, or archive it when other data refers to it. Returns the archived store, if so."""
     store = await stores.get_for_update(session, caller.account_id, store_id)
+    before = audit.snapshot(store, AUDITED_FIELDS)
     if await stores.try_delete(session, caller.account_id, store_id):
         session.expunge(store)
+        audit.record(session, caller, "store.deleted", "store", store_id, before=before)
         return None
     store.status = "archived"
     await session.flush()
     await session.refresh(store)
+    audit.record(
+        session, caller, "store.archived", "store", store_id, before=before, after=audit.snapshot(store, AUDITED_FIELDS)
+    )
     return store

@@ -1,8 +1,8 @@
-"""foundation: accounts, api keys, stores, idempotency keys
+"""foundation: accounts, api keys, audit, stores, idempotency
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-27 04:30:51.261005+00:00
+Create Date: 2026-11-27 04:32:41.342389+00:00
 """
 
 from collections.abc import Sequence
@@ -60,6 +60,34 @@ def upgrade() -> None:
         sa.UniqueConstraint("prefix", name=op.f("uq_api_keys_prefix")),
     )
     op.create_table(
+        "audit_events",
+        sa.Column("actor_id", sa.Uuid(), nullable=True),
+        sa.Column("actor_type", sa.String(length=20), nullable=False),
+        sa.Column("action", sa.String(length=100), nullable=False),
+        sa.Column("resource_type", sa.String(length=50), nullable=False),
+        sa.Column("resource_id", sa.String(length=100), nullable=False),
+        sa.Column("request_id", sa.String(length=128), nullable=True),
+        sa.Column("changes", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
+        sa.Column("account_id", sa.Uuid(), nullable=False),
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["account_id"], ["accounts.id"], name=op.f("fk_audit_events_account_id_accounts"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_events")),
+        sa.UniqueConstraint("account_id", "id", name=op.f("uq_audit_events_account_id_id")),
+    )
+    op.create_index(
+        "ix_audit_events_account_id_created_at", "audit_events", ["account_id", "created_at", "id"], unique=False
+    )
+    op.create_index(
+        "ix_audit_events_account_id_resource",
+        "audit_events",
+        ["account_id", "resource_type", "resource_id"],
+        unique=False,
+    )
+    op.create_table(
         "idempotency_keys",
         sa.Column("key", sa.String(length=255), nullable=False),
         sa.Column("request_hash", sa.String(length=64), nullable=False),
@@ -112,6 +140,9 @@ def downgrade() -> None:
     op.drop_index("ix_stores_vendor_codes", table_name="stores", postgresql_using="gin")
     op.drop_table("stores")
     op.drop_table("idempotency_keys")
+    op.drop_index("ix_audit_events_account_id_resource", table_name="audit_events")
+    op.drop_index("ix_audit_events_account_id_created_at", table_name="audit_events")
+    op.drop_table("audit_events")
     op.drop_table("api_keys")
     op.drop_table("accounts")
     # ### end Alembic commands ###
