@@ -15,7 +15,6 @@ from acorn_api.stores.models import Store
 from acorn_api.stores.repository import stores
 from acorn_api.stores.schemas import StoreCreate, StoreUpdate
 
-
 AUDITED_FIELDS = (
     "code",
     "name",
