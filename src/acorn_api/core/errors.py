@@ -6,17 +6,27 @@ from collections.abc import Sequence
 from http import HTTPStatus
 from typing import Any, ClassVar
 
+import orjson
 import structlog
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import ORJSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
 
 PROBLEM_BASE = "https://acorn.dev/problems/"
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 
 log = structlog.get_logger(__name__)
+
+
+class JSONResponse(Response):
+    """JSON rendered by orjson (no float surprises for Decimal-free bodies, and fast)."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
 
 
 class FieldError(BaseModel):
@@ -150,7 +160,7 @@ def problem_response(
     errors: Sequence[FieldError] | None = None,
     headers: dict[str, str] | None = None,
     extra: dict[str, Any] | None = None,
-) -> ORJSONResponse:
+) -> JSONResponse:
     body: dict[str, Any] = {
         "type": type_uri,
         "title": title,
@@ -163,10 +173,10 @@ def problem_response(
         body["errors"] = [e.model_dump() for e in errors]
     if extra:
         body.update({k: v for k, v in extra.items() if k not in body})
-    return ORJSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_CONTENT_TYPE)
+    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_CONTENT_TYPE)
 
 
-async def handle_acorn_error(request: Request, exc: Exception) -> ORJSONResponse:
+async def handle_acorn_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, AcornError)
     return problem_response(
         request,
@@ -184,7 +194,7 @@ def _loc(loc: Sequence[Any]) -> list[str | int]:
     return [p if isinstance(p, int) else str(p) for p in loc]
 
 
-async def handle_validation_error(request: Request, exc: Exception) -> ORJSONResponse:
+async def handle_validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = [
         FieldError(loc=_loc(e.get("loc", ())), msg=str(e.get("msg", "")), type=str(e.get("type", "")))
@@ -201,7 +211,7 @@ async def handle_validation_error(request: Request, exc: Exception) -> ORJSONRes
     )
 
 
-async def handle_http_exception(request: Request, exc: Exception) -> ORJSONResponse:
+async def handle_http_exception(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     phrase = HTTPStatus(exc.status_code).phrase if exc.status_code in HTTPStatus._value2member_map_ else "Error"
     detail = exc.detail if isinstance(exc.detail, str) and exc.detail != phrase else None
@@ -219,7 +229,7 @@ async def handle_http_exception(request: Request, exc: Exception) -> ORJSONRespo
     )
 
 
-async def handle_unexpected(request: Request, exc: Exception) -> ORJSONResponse:
+async def handle_unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled_error", error_type=type(exc).__name__)
     return problem_response(
         request,

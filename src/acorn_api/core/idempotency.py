@@ -16,7 +16,6 @@ from typing import Annotated, Any, TypeVar
 
 import orjson
 from fastapi import Depends, Header, Request
-from fastapi.responses import ORJSONResponse
 from pydantic import BaseModel
 from sqlalchemy import String, UniqueConstraint, delete, func, select, text
 from sqlalchemy.dialects.postgresql import JSONB
@@ -25,7 +24,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from acorn_api.core.db import Session
 from acorn_api.core.deps import AppSettings
-from acorn_api.core.errors import AcornError, Unprocessable, field_error
+from acorn_api.core.errors import AcornError, JSONResponse, Unprocessable, field_error
 from acorn_api.core.models import Base, TenantMixin
 from acorn_api.core.time import utcnow
 
@@ -53,9 +52,9 @@ class IdempotentReplay(AcornError):
         self.body = body
 
 
-async def handle_replay(request: Request, exc: Exception) -> ORJSONResponse:
+async def handle_replay(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, IdempotentReplay)
-    return ORJSONResponse(exc.body, status_code=exc.status_code, headers={"Idempotency-Replayed": "true"})
+    return JSONResponse(exc.body, status_code=exc.status_code, headers={"Idempotency-Replayed": "true"})
 
 
 IdempotencyKeyHeader = Annotated[

@@ -34,8 +34,10 @@ class IdMixin:
 
 
 class TimestampMixin:
-    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
-    updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
+    # clock_timestamp(), not now(): rows created in one transaction still get distinct, ordered times,
+    # which keeps "newest first" pages exact.
+    created_at: Mapped[datetime] = mapped_column(server_default=func.clock_timestamp())
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.clock_timestamp(), onupdate=func.clock_timestamp())
 
 
 class TenantMixin(IdMixin, TimestampMixin):
