@@ -1,0 +1,48 @@
+"""Migrations build the schema the models describe, and step down and up again cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+
+from alembic import command
+from alembic.script import ScriptDirectory
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from acorn_api.migrate import alembic_config, downgrade, upgrade
+from acorn_api.settings import to_async_database_url
+from tests.conftest import ServerUrls, fresh_database
+
+
+async def _tables(url: str) -> set[str]:
+    engine = create_async_engine(to_async_database_url(url))
+    async with engine.connect() as conn:
+        rows = await conn.execute(text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'"))
+        names = {r[0] for r in rows}
+    await engine.dispose()
+    return names - {"alembic_version"}
+
+
+def test_upgrade_on_an_empty_database_creates_every_table(server_urls: ServerUrls) -> None:
+    from acorn_api.models_registry import metadata
+
+    with fresh_database(server_urls.admin_database_url, migrate=False) as url:
+        upgrade(url, "heads")
+        assert asyncio.run(_tables(url)) == set(metadata.tables)
+
+
+def test_models_and_migrations_agree(database_url: str) -> None:
+    command.check(alembic_config(database_url))  # raises when autogenerate would find a difference
+
+
+def test_downgrade_to_base_and_upgrade_again(server_urls: ServerUrls) -> None:
+    with fresh_database(server_urls.admin_database_url) as url:
+        downgrade(url, "base")
+        assert asyncio.run(_tables(url)) == set()
+        upgrade(url, "heads")
+        command.check(alembic_config(url))
+
+
+def test_migration_files_have_one_linear_history(database_url: str) -> None:
+    script = ScriptDirectory.from_config(alembic_config(database_url))
+    assert len(script.get_heads()) == 1, f"several heads: {script.get_heads()}"
