@@ -41,17 +41,19 @@ def test_dev_serves_stores_on_embedded_servers(tmp_path: Path) -> None:
             except httpx.TransportError:
                 pass
             time.sleep(0.5)
-        assert ready is not None and ready.json() == {"status": "ok", "database": "ok", "redis": "ok"}
+        assert ready is not None, "acorn-api dev never answered /readyz"
+        assert ready.json() == {"status": "ok", "database": "ok", "redis": "ok"}
         demo = json.loads((data_dir / "demo-account.json").read_text())
         stores = httpx.get(f"{base}/v1/stores", headers={"Authorization": f"Bearer {demo['api_key']}"})
         assert stores.status_code == 200
         assert "data" in stores.json()
     finally:
-        os.killpg(process.pid, signal.SIGINT)
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGINT)
         try:
             output, _ = process.communicate(timeout=60)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             output, _ = process.communicate()
-    assert process.returncode is not None
-    assert b"ACORN API dev server" in output
+    assert b"ACORN API dev server" in output, output.decode(errors="replace")[-3000:]
+    assert process.returncode == 0, output.decode(errors="replace")[-3000:]

@@ -14,7 +14,12 @@ import typer
 
 from acorn_api.settings import Settings
 
-app = typer.Typer(help="ACORN API: the back office of Amazon Vendors.", no_args_is_help=True, add_completion=False)
+app = typer.Typer(
+    help="ACORN API: the back office of Amazon Vendors.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+)
 
 DEV_DIR = Path(".acorn-dev")
 OPENAPI_PATH = Path("openapi/openapi.json")
