@@ -1,0 +1,156 @@
+"""The rules for items. Flushes, never commits."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from acorn_api.accounts import audit
+from acorn_api.accounts.auth import Caller
+from acorn_api.catalog.models import Item
+from acorn_api.catalog.repository import items
+from acorn_api.catalog.schemas import ItemCreate, ItemUpdate, UnitOfMeasure, check_case_size
+from acorn_api.core.errors import Conflict, PreconditionFailed, field_error, invalid_field
+from acorn_api.core.pagination import PageParams, Slice
+
+AUDITED_FIELDS = (
+    "asin",
+    "vendor_sku",
+    "ean",
+    "upc",
+    "title",
+    "brand",
+    "unit_of_measure",
+    "case_size",
+    "status",
+)
+UNIQUE_FIELDS = ("asin", "vendor_sku")
+
+
+def _taken(field: str, value: str) -> Conflict:
+    return Conflict(
+        f"An item with {field} {value!r} already exists in this account.",
+        code=f"item_{field}_taken",
+        errors=[field_error(["body", field], "already used by another item", "unique")],
+        field=field,
+    )
+
+
+def _unique_violation(exc: IntegrityError, values: dict[str, Any]) -> Conflict | None:
+    message = str(exc.orig)
+    for field in UNIQUE_FIELDS:
+        if f"uq_items_account_id_{field}" in message:
+            return _taken(field, str(values.get(field)))
+    return None
+
+
+async def _flush_unique(session: AsyncSession, values: dict[str, Any]) -> None:
+    """Flush, turning a unique violation that slipped past the pre-check (a race) into the same 409."""
+    try:
+        async with session.begin_nested():
+            await session.flush()
+    except IntegrityError as exc:
+        conflict = _unique_violation(exc, values)
+        if conflict is None:
+            raise
+        raise conflict from exc
+
+
+async def create(session: AsyncSession, caller: Caller, data: ItemCreate) -> Item:
+    """Create an item; ASIN and vendor SKU are each unique within the account."""
+    for field in UNIQUE_FIELDS:
+        value = getattr(data, field)
+        if await items.taken(session, caller.account_id, field, value):
+            raise _taken(field, value)
+    item = items.add(
+        session,
+        caller.account_id,
+        Item(
+            asin=data.asin,
+            vendor_sku=data.vendor_sku,
+            ean=data.ean,
+            upc=data.upc,
+            title=data.title,
+            brand=data.brand,
+            unit_of_measure=data.unit_of_measure.value,
+            case_size=data.case_size,
+            status=data.status.value,
+        ),
+    )
+    await _flush_unique(session, data.model_dump())
+    await session.refresh(item)
+    audit.record(session, caller, "item.created", "item", item.id, after=audit.snapshot(item, AUDITED_FIELDS))
+    return item
+
+
+async def get(session: AsyncSession, caller: Caller, item_id: uuid.UUID) -> Item:
+    return await items.get(session, caller.account_id, item_id)
+
+
+async def list_page(
+    session: AsyncSession,
+    caller: Caller,
+    params: PageParams,
+    *,
+    asin: str | None,
+    vendor_sku: str | None,
+    status: str | None,
+    q: str | None,
+) -> Slice[Item]:
+    stmt = items.filtered(caller.account_id, asin=asin, vendor_sku=vendor_sku, status=status, q=q)
+    return await items.page(session, stmt, params)
+
+
+async def update(
+    session: AsyncSession, caller: Caller, item_id: uuid.UUID, data: ItemUpdate, *, if_match: int | None
+) -> Item:
+    """Apply the fields present; the expected version comes from the body or ``If-Match``."""
+    item = await items.get_for_update(session, caller.account_id, item_id)
+    if data.version is not None and data.version != item.version:
+        raise Conflict(
+            f"The item is at version {item.version}, not {data.version}; read it again and retry.",
+            code="stale_version",
+            current_version=item.version,
+        )
+    if if_match is not None and if_match != item.version:
+        raise PreconditionFailed(
+            f"If-Match names version {if_match}; the item is at version {item.version}.",
+            current_version=item.version,
+        )
+    changes = data.model_dump(exclude_unset=True, exclude={"version"})
+    unit = UnitOfMeasure(changes.get("unit_of_measure", item.unit_of_measure))
+    case_size = changes.get("case_size", item.case_size)
+    if "unit_of_measure" in changes and unit is UnitOfMeasure.eaches and "case_size" not in changes:
+        case_size = changes["case_size"] = None  # switching to Eaches drops the case size
+    try:
+        check_case_size(unit, case_size)
+    except ValueError as exc:
+        raise invalid_field(["body", "case_size"], str(exc)) from exc
+    for field in UNIQUE_FIELDS:
+        if field in changes and await items.taken(session, caller.account_id, field, changes[field], except_id=item.id):
+            raise _taken(field, changes[field])
+    before = audit.snapshot(item, AUDITED_FIELDS)
+    for name, value in changes.items():
+        setattr(item, name, value.value if hasattr(value, "value") else value)
+    if changes:
+        await _flush_unique(session, changes)
+        await session.refresh(item)
+        after = audit.snapshot(item, AUDITED_FIELDS)
+        audit.record(session, caller, "item.updated", "item", item.id, before=before, after=after)
+    return item
+
+
+async def delete(session: AsyncSession, caller: Caller, item_id: uuid.UUID) -> None:
+    """Delete an item that no quote refers to; otherwise 409 (discontinue it instead)."""
+    item = await items.get_for_update(session, caller.account_id, item_id)
+    before = audit.snapshot(item, AUDITED_FIELDS)
+    if not await items.try_delete(session, caller.account_id, item_id):
+        raise Conflict(
+            "Quotes refer to this item, so it cannot be deleted; set its status to `discontinued` instead.",
+            code="item_in_use",
+        )
+    session.expunge(item)
+    audit.record(session, caller, "item.deleted", "item", item_id, before=before)
