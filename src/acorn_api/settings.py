@@ -53,6 +53,28 @@ class Settings(BaseSettings):
     jwt_issuer: str = "https://acorn.local"
     jwt_audience: str = "acorn-api"
     access_token_ttl_seconds: int = Field(default=900, ge=60, le=86400)
+    credential_cache_seconds: float = Field(
+        default=5.0, ge=0, le=60, description="how long a process trusts a looked-up credential before re-reading it"
+    )
+    api_key_roll_grace_hours: int = Field(default=24, ge=0, le=168, description="old secret stays valid after a roll")
+
+    # Rate limits (token bucket per credential): requests per minute, by role; "scoped" is for credentials
+    # with explicit scopes. The bucket holds one minute's worth, so a client may burst that much.
+    rate_limit_enabled: bool = True
+    rate_limits_per_minute: dict[str, int] = Field(
+        default_factory=lambda: {
+            "admin": 1200,
+            "purchasing": 600,
+            "operations": 600,
+            "finance": 600,
+            "viewer": 600,
+            "scoped": 600,
+        }
+    )
+    token_rate_limit_per_client: int = Field(default=30, ge=1, description="token requests per minute per client_id")
+    token_rate_limit_per_address: int = Field(
+        default=120, ge=1, description="token requests per minute per source address"
+    )
 
     idempotency_ttl_hours: int = Field(default=24, ge=24)
     arq_queue_name: str = "acorn:queue"

@@ -9,23 +9,20 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Annotated, Literal
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
 from fastapi.openapi.models import OAuthFlowClientCredentials, OAuthFlows
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, OAuth2, SecurityScopes
 
-from acorn_api.accounts.repository import api_keys
-from acorn_api.accounts.scopes import SCOPES, grants, scopes_for
-from acorn_api.accounts.secrets import split_prefix, verify_secret
+from acorn_api.accounts.scopes import SCOPES, grants
 from acorn_api.core.db import Session
 from acorn_api.core.deps import AppSettings
-from acorn_api.core.errors import NotPermitted, Unauthorized
-from acorn_api.core.time import utcnow
+from acorn_api.core.errors import NotPermitted, TooManyRequests, Unauthorized
+from acorn_api.core.ratelimit import Bucket, rate_limiter
+from acorn_api.settings import Settings
 
 CredentialType = Literal["api_key", "oauth_client"]
-LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 oauth2_scheme = OAuth2(
     flows=OAuthFlows(clientCredentials=OAuthFlowClientCredentials(tokenUrl="/oauth/token", scopes=SCOPES)),
@@ -54,32 +51,32 @@ class Caller:
         return grants(self.scopes, scope)
 
 
-def _unauthorized(detail: str, *, error: str = "invalid_token") -> Unauthorized:
+def unauthorized(detail: str, *, error: str = "invalid_token") -> Unauthorized:
     return Unauthorized(
         detail,
-        code="invalid-credentials" if error else "unauthorized",
+        code="invalid-credentials",
         headers={"WWW-Authenticate": f'Bearer error="{error}"'},
     )
 
 
+_unauthorized = unauthorized  # the name the first version exported
+
+
 async def _caller_from_api_key(session: Session, settings: AppSettings, secret: str) -> Caller:
-    prefix = split_prefix(secret)
-    key = await api_keys.find_by_prefix_for_authentication(session, prefix) if prefix else None
-    if key is None or not verify_secret(secret, key.secret_hash, settings.api_key_pepper.get_secret_value()):
-        raise _unauthorized("The API key is not valid.")
-    now = utcnow()
-    if key.revoked_at is not None:
-        raise _unauthorized("The API key has been revoked.")
-    if key.expires_at is not None and key.expires_at <= now:
-        raise _unauthorized("The API key has expired.")
-    if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
-        await api_keys.touch_last_used(session, key.id, now)
+    from acorn_api.accounts.cache import api_key_state
+
+    state = await api_key_state(session, settings, secret)
+    if state is None:
+        raise unauthorized("The API key is not valid.")
+    problem = state.refusal()
+    if problem:
+        raise unauthorized(f"The API key {problem}.")
     return Caller(
-        account_id=key.account_id,
-        credential_id=key.id,
+        account_id=state.account_id,
+        credential_id=state.id,
         credential_type="api_key",
-        scopes=scopes_for(key.role, key.scopes),
-        role=key.role,
+        scopes=state.scopes,
+        role=state.role,
     )
 
 
@@ -94,12 +91,35 @@ async def authenticate(request: Request, session: Session, settings: AppSettings
     scheme, _, token = header.partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
-        raise _unauthorized("Use the Bearer scheme: `Authorization: Bearer <token>`.", error="invalid_request")
+        raise unauthorized("Use the Bearer scheme: `Authorization: Bearer <token>`.", error="invalid_request")
     if token.count(".") == 2:
         from acorn_api.accounts.tokens import caller_from_access_token
 
         return await caller_from_access_token(request, session, settings, token)
     return await _caller_from_api_key(session, settings, token)
+
+
+def rate_limit_of(caller: Caller, settings: Settings) -> int:
+    limits = settings.rate_limits_per_minute
+    return limits.get(caller.role or "scoped") or limits.get("scoped") or 600
+
+
+async def enforce_rate_limit(request: Request, caller: Caller, settings: Settings) -> None:
+    """Charge the caller's bucket (one Redis round trip); 429 when it is empty. Headers go on the response."""
+    if not settings.rate_limit_enabled or not settings.redis_url or getattr(request.state, "rate_limited", False):
+        return
+    request.state.rate_limited = True
+    limiter = rate_limiter(settings.redis_url, settings.redis_key_prefix)
+    result = await limiter.hit(Bucket(limiter.key("cred", str(caller.credential_id)), rate_limit_of(caller, settings)))
+    if result is None:
+        return
+    headers = result.headers()
+    request.state.rate_limit_headers = headers
+    if not result.allowed:
+        raise TooManyRequests(
+            f"This credential may make {result.limit} requests a minute; retry in {headers['Retry-After']} s.",
+            headers=headers,
+        )
 
 
 async def current_caller(
@@ -111,6 +131,7 @@ async def current_caller(
     _api_key: Annotated[HTTPAuthorizationCredentials | None, Depends(api_key_scheme)],
 ) -> Caller:
     caller = await authenticate(request, session, settings)
+    await enforce_rate_limit(request, caller, settings)
     missing = [s for s in security_scopes.scopes if not caller.can(s)]
     if missing:
         raise NotPermitted(
@@ -124,3 +145,5 @@ async def current_caller(
 
 
 AnyCaller = Annotated[Caller, Depends(current_caller)]
+AdminCaller = Annotated[Caller, Security(current_caller, scopes=["admin"])]
+AuditRead = Annotated[Caller, Security(current_caller, scopes=["audit:read"])]

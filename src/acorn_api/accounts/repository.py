@@ -1,14 +1,15 @@
-"""Queries for accounts and credentials."""
+"""Queries for accounts, credentials and the audit log."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, Select, any_, func, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from acorn_api.accounts.models import Account, ApiKey
+from acorn_api.accounts.audit import AuditEvent
+from acorn_api.accounts.models import Account, ApiKey, OAuthClient
 from acorn_api.core.repository import AccountScopedRepository
 
 
@@ -16,9 +17,24 @@ class AccountRepository:
     async def get(self, session: AsyncSession, account_id: uuid.UUID) -> Account | None:
         return await session.get(Account, account_id)
 
+    async def lock(self, session: AsyncSession, account_id: uuid.UUID) -> None:
+        """Serialise credential changes of one account (e.g. two admins revoking each other)."""
+        await session.execute(select(Account.id).where(Account.id == account_id).with_for_update())
+
     def add(self, session: AsyncSession, account: Account) -> Account:
         session.add(account)
         return account
+
+
+def _active(model: type[ApiKey] | type[OAuthClient], now: datetime) -> list[ColumnElement[bool]]:
+    return [
+        model.revoked_at.is_(None),
+        or_(model.expires_at.is_(None), model.expires_at > now),
+    ]
+
+
+def _grants_admin(model: type[ApiKey] | type[OAuthClient]) -> ColumnElement[bool]:
+    return or_(model.role == "admin", literal("admin") == any_(model.scopes))
 
 
 class ApiKeyRepository(AccountScopedRepository[ApiKey]):
@@ -30,9 +46,107 @@ class ApiKeyRepository(AccountScopedRepository[ApiKey]):
         key: ApiKey | None = await session.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
         return key
 
+    async def find_for_authentication(self, session: AsyncSession, prefix: str) -> tuple[ApiKey, str] | None:
+        """The key with this prefix and its account's status (not account-scoped: it finds the account)."""
+        row = (
+            await session.execute(
+                select(ApiKey, Account.status)
+                .join(Account, Account.id == ApiKey.account_id)
+                .where(ApiKey.prefix == prefix)
+            )
+        ).first()
+        return (row[0], row[1]) if row else None
+
     async def touch_last_used(self, session: AsyncSession, key_id: uuid.UUID, at: datetime) -> None:
         await session.execute(update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=at))
+
+    def listing(self, account_id: uuid.UUID, *, include_revoked: bool) -> Select[ApiKey]:
+        stmt = self.select(account_id)
+        return stmt if include_revoked else stmt.where(ApiKey.revoked_at.is_(None))
+
+    async def count_active_admins(
+        self, session: AsyncSession, account_id: uuid.UUID, now: datetime, *, except_id: uuid.UUID
+    ) -> int:
+        stmt = (
+            select(func.count())
+            .select_from(ApiKey)
+            .where(
+                ApiKey.account_id == account_id, ApiKey.id != except_id, _grants_admin(ApiKey), *_active(ApiKey, now)
+            )
+        )
+        return int(await session.scalar(stmt) or 0)
+
+
+class OAuthClientRepository(AccountScopedRepository[OAuthClient]):
+    model = OAuthClient
+    not_found_message = "No such OAuth client."
+
+    async def find_for_authentication(self, session: AsyncSession, client_id: str) -> tuple[OAuthClient, str] | None:
+        """The client with this public id and its account's status (not account-scoped: it finds the account)."""
+        row = (
+            await session.execute(
+                select(OAuthClient, Account.status)
+                .join(Account, Account.id == OAuthClient.account_id)
+                .where(OAuthClient.client_id == client_id)
+            )
+        ).first()
+        return (row[0], row[1]) if row else None
+
+    async def touch_last_used(self, session: AsyncSession, row_id: uuid.UUID, at: datetime) -> None:
+        await session.execute(update(OAuthClient).where(OAuthClient.id == row_id).values(last_used_at=at))
+
+    def listing(self, account_id: uuid.UUID, *, include_revoked: bool) -> Select[OAuthClient]:
+        stmt = self.select(account_id)
+        return stmt if include_revoked else stmt.where(OAuthClient.revoked_at.is_(None))
+
+    async def count_active_admins(
+        self, session: AsyncSession, account_id: uuid.UUID, now: datetime, *, except_id: uuid.UUID
+    ) -> int:
+        stmt = (
+            select(func.count())
+            .select_from(OAuthClient)
+            .where(
+                OAuthClient.account_id == account_id,
+                OAuthClient.id != except_id,
+                _grants_admin(OAuthClient),
+                *_active(OAuthClient, now),
+            )
+        )
+        return int(await session.scalar(stmt) or 0)
+
+
+class AuditEventRepository(AccountScopedRepository[AuditEvent]):
+    model = AuditEvent
+    not_found_message = "No such audit event."
+
+    def filtered(
+        self,
+        account_id: uuid.UUID,
+        *,
+        resource_type: str | None = None,
+        resource_id: str | None = None,
+        action: str | None = None,
+        actor_id: uuid.UUID | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> Select[AuditEvent]:
+        stmt = self.select(account_id)
+        if resource_type is not None:
+            stmt = stmt.where(AuditEvent.resource_type == resource_type)
+        if resource_id is not None:
+            stmt = stmt.where(AuditEvent.resource_id == resource_id)
+        if action is not None:
+            stmt = stmt.where(AuditEvent.action == action)
+        if actor_id is not None:
+            stmt = stmt.where(AuditEvent.actor_id == actor_id)
+        if since is not None:
+            stmt = stmt.where(AuditEvent.created_at >= since)
+        if until is not None:
+            stmt = stmt.where(AuditEvent.created_at < until)
+        return stmt
 
 
 accounts = AccountRepository()
 api_keys = ApiKeyRepository()
+oauth_clients = OAuthClientRepository()
+audit_events = AuditEventRepository()

@@ -32,6 +32,11 @@ def new_secret(kind: str) -> IssuedSecret:
     return IssuedSecret(prefix=prefix, secret=f"{prefix}_{secrets.token_urlsafe(32)}")
 
 
+def renew_secret(prefix: str) -> IssuedSecret:
+    """A fresh secret under an existing prefix: a rolled API key or a rotated client secret keeps its id."""
+    return IssuedSecret(prefix=prefix, secret=f"{prefix}_{secrets.token_urlsafe(32)}")
+
+
 def split_prefix(secret: str) -> str | None:
     parts = secret.split("_", 2)
     if len(parts) != 3 or not parts[0] or len(parts[1]) != 12:

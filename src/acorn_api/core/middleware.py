@@ -58,6 +58,9 @@ class RequestContextMiddleware:
                 headers["x-request-id"] = request_id
                 for name, value in SECURITY_HEADERS.items():
                     headers.setdefault(name, value)
+                # RateLimit-* of the caller's bucket, set by authentication (on success and errors alike).
+                for name, value in scope["state"].get("rate_limit_headers", {}).items():
+                    headers.setdefault(name, value)
                 if behind_tls:
                     headers["strict-transport-security"] = "max-age=63072000; includeSubDomains"
             await send(message)
