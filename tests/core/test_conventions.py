@@ -154,3 +154,36 @@ async def test_metrics_count_requests_by_route_template(client: AsyncClient, acc
     assert 'route="/v1/stores/{store_id}"' in text
     assert store["id"] not in text
     assert "acorn_http_request_duration_seconds_bucket" in text
+
+
+async def test_405_lists_every_method_of_the_path(client: AsyncClient, account: Tenant) -> None:
+    r = await client.request("OPTIONS", "/v1/stores/00000000-0000-0000-0000-000000000001", headers=account.headers())
+    assert r.status_code == 405
+    assert r.headers["allow"] == "DELETE, GET, PATCH"
+
+
+async def test_malformed_if_match_is_422_on_the_header(client: AsyncClient, account: Tenant) -> None:
+    store = (await client.post("/v1/stores", json=store_body(), headers=account.headers())).json()
+    r = await client.patch(
+        f"/v1/stores/{store['id']}", json={"name": "x"}, headers={**account.headers(), "If-Match": "abc"}
+    )
+    assert r.status_code == 422
+    assert r.json()["errors"][0]["loc"] == ["header", "If-Match"]
+
+
+async def test_unparseable_body_is_a_400_problem(client: AsyncClient, account: Tenant) -> None:
+    r = await client.post(
+        "/v1/stores", content=b"\xff\xfe\x00", headers={**account.headers(), "content-type": "application/json"}
+    )
+    assert r.status_code in (400, 422)
+    assert r.headers["content-type"] == PROBLEM
+
+
+@pytest.mark.parametrize("value", ["0.5", "1700000000", 1700000000])
+def test_times_must_be_rfc3339_not_epoch_numbers(value: object) -> None:
+    from pydantic import TypeAdapter, ValidationError
+
+    from acorn_api.core.time import UTCDateTime
+
+    with pytest.raises(ValidationError, match="RFC 3339"):
+        TypeAdapter(UTCDateTime).validate_python(value)

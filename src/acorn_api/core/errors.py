@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from http import HTTPStatus
 from typing import Any, ClassVar
@@ -217,16 +218,48 @@ async def handle_http_exception(request: Request, exc: Exception) -> JSONRespons
     detail = exc.detail if isinstance(exc.detail, str) and exc.detail != phrase else None
     if exc.status_code == 404 and detail is None:
         detail = f"No route matches {request.method} {request.url.path}."
-    if exc.status_code == 405 and detail is None:
-        detail = f"{request.method} is not allowed on {request.url.path}."
+    headers = dict(exc.headers) if exc.headers else {}
+    if exc.status_code == 405:
+        allowed = allowed_methods(request)
+        if allowed:
+            headers["Allow"] = ", ".join(allowed)
+        if detail is None:
+            detail = f"{request.method} is not allowed on {request.url.path}; allowed: {', '.join(allowed)}."
     return problem_response(
         request,
         status=exc.status_code,
         title=phrase,
         type_uri=PROBLEM_BASE + phrase.lower().replace(" ", "-"),
         detail=detail,
-        headers=dict(exc.headers) if exc.headers else None,
+        headers=headers or None,
     )
+
+
+_PATH_PARAM = re.compile(r"\\\{[^/]+?\\\}")
+
+
+def _path_patterns(request: Request) -> list[tuple[re.Pattern[str], list[str]]]:
+    """Every documented path as a regex, with its methods (cached on the app)."""
+    cached: list[tuple[re.Pattern[str], list[str]]] | None = getattr(request.app.state, "path_methods", None)
+    if cached is None:
+        cached = []
+        for path, item in request.app.openapi().get("paths", {}).items():
+            pattern = re.compile("^" + _PATH_PARAM.sub("[^/]+", re.escape(path)) + "$")
+            cached.append((pattern, sorted(m.upper() for m in item if m in _HTTP_METHODS)))
+        request.app.state.path_methods = cached
+    return cached
+
+
+_HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options"}
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """All methods documented for the request's path: a 405's ``Allow`` lists them, not one route's."""
+    methods: set[str] = set()
+    for pattern, path_methods in _path_patterns(request):
+        if pattern.match(request.url.path):
+            methods.update(path_methods)
+    return sorted(methods)
 
 
 async def handle_unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -243,7 +276,7 @@ async def handle_unexpected(request: Request, exc: Exception) -> JSONResponse:
 def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses=`` entries for the problems a route can answer (401 and 422 always)."""
     descriptions = {
-        400: "Bad request",
+        400: "The body could not be parsed (not JSON, wrong encoding) or the request is malformed",
         401: "No, expired or invalid credential",
         403: "The credential lacks a required scope, or a rule forbids the action",
         404: "No such resource in the caller's account",
@@ -254,7 +287,7 @@ def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
         429: "Rate limit exceeded; retry after `Retry-After` seconds",
         503: "A dependency is unavailable",
     }
-    wanted = sorted({401, 422, 429, *statuses})
+    wanted = sorted({400, 401, 422, 429, *statuses})
     return {
         status: {
             "model": Problem,

@@ -80,15 +80,30 @@ class Idempotency:
         self.status_code = status_code
 
     async def _request_hash(self) -> str:
-        body = await self.request.body()
         digest = hashlib.sha256()
         digest.update(self.request.method.encode())
         digest.update(b"\0" + self.request.url.path.encode() + b"\0")
+        try:
+            body = await self.request.body()
+        except RuntimeError:  # a multipart form was already parsed from the stream: hash its parts instead
+            await self._hash_form(digest)
+            return digest.hexdigest()
         try:  # canonical JSON, so key order and whitespace do not make a "different" request
             digest.update(orjson.dumps(orjson.loads(body), option=orjson.OPT_SORT_KEYS))
         except orjson.JSONDecodeError:
             digest.update(body)
         return digest.hexdigest()
+
+    async def _hash_form(self, digest: Any) -> None:
+        form = await self.request.form()
+        for name, value in sorted(form.multi_items(), key=lambda item: item[0]):
+            digest.update(name.encode() + b"\0")
+            if isinstance(value, str):
+                digest.update(value.encode())
+            else:
+                digest.update(await value.read())
+                await value.seek(0)
+            digest.update(b"\0")
 
     async def run(self, account_id: uuid.UUID, out: type[OutT], create: Callable[[], Awaitable[Any]]) -> OutT:
         """Run ``create`` once per key; validate its result into ``out`` and store that as the response."""

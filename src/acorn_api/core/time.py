@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, PlainSerializer
+from pydantic import AfterValidator, BeforeValidator, PlainSerializer
 
 
 def utcnow() -> datetime:
@@ -18,12 +18,22 @@ def _require_aware_utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
+def _refuse_epoch_numbers(value: object) -> object:
+    """Pydantic would read ``0.5`` as seconds since 1970; the contract says RFC 3339 strings only."""
+    if isinstance(value, int | float) or (
+        isinstance(value, str) and value.strip().lstrip("-").replace(".", "", 1).isdigit()
+    ):
+        raise ValueError("must be an RFC 3339 date-time, e.g. 2026-01-31T12:00:00Z")
+    return value
+
+
 def rfc3339(value: datetime) -> str:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 UTCDateTime = Annotated[
     datetime,
+    BeforeValidator(_refuse_epoch_numbers),
     AfterValidator(_require_aware_utc),
     PlainSerializer(rfc3339, return_type=str, when_used="json"),
 ]

@@ -253,13 +253,13 @@ async def list_quotes(
     )
 
 
-@router.get("/{quote_id}", summary="Get a quote", operation_id="get_quote", responses=problems(403, 404))
+@router.get("/{quote_id:uuid}", summary="Get a quote", operation_id="get_quote", responses=problems(403, 404))
 async def get_quote(quote_id: uuid.UUID, caller: QuotesRead, session: Session, response: Response) -> QuoteOut:
     return _out(await service.get(session, caller, quote_id), response)
 
 
 @router.patch(
-    "/{quote_id}",
+    "/{quote_id:uuid}",
     summary="Change a draft quote",
     description="Only drafts change (409 `not-a-draft` otherwise); `version` is required (stale → 409).",
     operation_id="update_quote",
@@ -272,7 +272,7 @@ async def update_quote(
 
 
 @router.get(
-    "/{quote_id}/events",
+    "/{quote_id:uuid}/events",
     summary="A quote's timeline",
     description="Every step of the quote, oldest first: created, updated, submitted, approved, rejected, "
     "withdrawn, trimmed/deferred/superseded by a newer quote, expired.",
@@ -285,7 +285,7 @@ async def list_quote_events(quote_id: uuid.UUID, caller: QuotesRead, session: Se
 
 
 @router.post(
-    "/{quote_id}/submit",
+    "/{quote_id:uuid}/submit",
     summary="Submit a draft for approval",
     description="draft → pending_approval. The answer lists the channel conflicts the quote would create "
     "(`conflicts`, a warning) and whether a finance approver is needed. Refused (422 `price-change-over-cap`) when "
@@ -300,7 +300,7 @@ async def submit_quote(
 
 
 @router.post(
-    "/{quote_id}/approve",
+    "/{quote_id:uuid}/approve",
     summary="Approve a pending quote",
     description="pending_approval → approved. Four-eyes: the submitting credential cannot approve (403 `four-eyes`). "
     "A change above the policy threshold needs the finance or admin role (403 `finance-approval-required`). "
@@ -319,7 +319,7 @@ async def approve_quote(
 
 
 @router.post(
-    "/{quote_id}/reject",
+    "/{quote_id:uuid}/reject",
     summary="Reject a pending quote",
     description="pending_approval → rejected; `reason` is required.",
     operation_id="reject_quote",
@@ -332,7 +332,7 @@ async def reject_quote(
 
 
 @router.post(
-    "/{quote_id}/withdraw",
+    "/{quote_id:uuid}/withdraw",
     summary="Withdraw a draft or pending quote",
     description="draft | pending_approval → withdrawn.",
     operation_id="withdraw_quote",
