@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
 from acorn_api.accounts.scopes import SCOPES, Role
@@ -47,6 +47,13 @@ class CredentialCreate(BaseModel):
     role: Role | SkipJsonSchema[None] = None
     scopes: ScopeList | SkipJsonSchema[None] = None
     expires_at: UTCDateTime | None = Field(default=None, description="after this, the credential stops working")
+
+    @field_validator("role", "scopes", mode="before")
+    @classmethod
+    def _absent_not_null(cls, value: object) -> object:
+        if value is None:
+            raise ValueError("leave the field out instead of sending null")
+        return value
 
     @model_validator(mode="after")
     def _role_or_scopes(self) -> CredentialCreate:

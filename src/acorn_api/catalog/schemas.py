@@ -8,6 +8,7 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from acorn_api.core.time import UTCDateTime
 
@@ -100,16 +101,16 @@ class ItemUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    asin: Asin | None = None
-    vendor_sku: VendorSku | None = None
+    asin: Asin | SkipJsonSchema[None] = None
+    vendor_sku: VendorSku | SkipJsonSchema[None] = None
     ean: Ean | None = None
     upc: Upc | None = None
-    title: Title | None = None
+    title: Title | SkipJsonSchema[None] = None
     brand: Brand | None = None
-    unit_of_measure: UnitOfMeasure | None = None
+    unit_of_measure: UnitOfMeasure | SkipJsonSchema[None] = None
     case_size: CaseSize | None = None
-    status: ItemStatus | None = None
-    version: int | None = Field(default=None, ge=1, description="the version you read; stale → 409")
+    status: ItemStatus | SkipJsonSchema[None] = None
+    version: int | SkipJsonSchema[None] = Field(default=None, ge=1, description="the version you read; stale → 409")
 
     @field_validator("asin", "vendor_sku", "title", "unit_of_measure", "status", "version", mode="before")
     @classmethod

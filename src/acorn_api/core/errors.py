@@ -255,11 +255,12 @@ _HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options"}
 
 def allowed_methods(request: Request) -> list[str]:
     """All methods documented for the request's path: a 405's ``Allow`` lists them, not one route's."""
-    methods: set[str] = set()
-    for pattern, path_methods in _path_patterns(request):
-        if pattern.match(request.url.path):
-            methods.update(path_methods)
-    return sorted(methods)
+    matches = [(pattern, m) for pattern, m in _path_patterns(request) if pattern.match(request.url.path)]
+    if not matches:
+        return []
+    # /v1/quotes/conflicts also fits /v1/quotes/{quote_id}; the path with the fewest parameters is the one meant.
+    fewest = min(p.pattern.count("[^/]+") for p, _ in matches)
+    return sorted({method for p, methods in matches if p.pattern.count("[^/]+") == fewest for method in methods})
 
 
 async def handle_unexpected(request: Request, exc: Exception) -> JSONResponse:

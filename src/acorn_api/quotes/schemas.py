@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from acorn_api.core.money import Amount, CurrencyCode
 from acorn_api.core.regions import MARKETPLACE_REGION, Marketplace, Region
@@ -91,11 +92,11 @@ class QuoteUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     version: Version
-    currency: CurrencyCode | None = None
-    cost_price: Price | None = None
+    currency: CurrencyCode | SkipJsonSchema[None] = None
+    cost_price: Price | SkipJsonSchema[None] = None
     list_price: Price | None = None
     min_order_quantity: int | None = Field(default=None, ge=1, le=10_000_000)
-    effective_from: UTCDateTime | None = None
+    effective_from: UTCDateTime | SkipJsonSchema[None] = None
     effective_to: UTCDateTime | None = None
     reason: Reason | None = None
     override_reason: Reason | None = None

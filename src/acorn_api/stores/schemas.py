@@ -10,6 +10,7 @@ from zoneinfo import available_timezones
 import orjson
 import pycountry
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from acorn_api.core.money import CurrencyCode
 from acorn_api.core.regions import MARKETPLACE_REGION, Marketplace, Region
@@ -97,17 +98,17 @@ class StoreUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    code: StoreCode | None = None
-    name: StoreName | None = None
-    region: Region | None = None
-    marketplace: Marketplace | None = None
-    country: CountryCode | None = None
-    currency: CurrencyCode | None = None
-    timezone: TimeZone | None = None
-    vendor_codes: VendorCodes | None = None
-    status: StoreStatus | None = None
-    metadata: Metadata | None = None
-    version: int | None = Field(default=None, ge=1, description="the version you read; stale → 409")
+    code: StoreCode | SkipJsonSchema[None] = None
+    name: StoreName | SkipJsonSchema[None] = None
+    region: Region | SkipJsonSchema[None] = None
+    marketplace: Marketplace | SkipJsonSchema[None] = None
+    country: CountryCode | SkipJsonSchema[None] = None
+    currency: CurrencyCode | SkipJsonSchema[None] = None
+    timezone: TimeZone | SkipJsonSchema[None] = None
+    vendor_codes: VendorCodes | SkipJsonSchema[None] = None
+    status: StoreStatus | SkipJsonSchema[None] = None
+    metadata: Metadata | SkipJsonSchema[None] = None
+    version: int | SkipJsonSchema[None] = Field(default=None, ge=1, description="the version you read; stale → 409")
 
     @field_validator("*", mode="before")
     @classmethod
