@@ -21,6 +21,10 @@ import typer
 from acorn_api.settings import Settings
 
 DEMO_FILE = "demo-account.json"
+SIMULATOR_HOST = "127.0.0.1"
+SIMULATOR_PORT = 8100
+DEMO_CONNECTION_NAME = "Demo (SP-API simulator)"
+JWT_KEYS_FILE = "jwt-signing-keys.pem"
 
 
 @contextlib.contextmanager
@@ -48,14 +52,64 @@ async def _seed_demo(settings: Settings, data_dir: Path) -> dict[str, Any]:
     return demo
 
 
+async def _ensure_demo_connection(base: str, api_key: str, simulator_url: str) -> None:
+    """Once the API is up: give the demo account a connection to the simulator, unless it has one."""
+    import httpx
+
+    headers = {"Authorization": f"Bearer {api_key}"}
+    async with httpx.AsyncClient(base_url=base, headers=headers, timeout=10) as client:
+        for _ in range(200):
+            with contextlib.suppress(httpx.TransportError):
+                if (await client.get("/readyz")).status_code == 200:
+                    break
+            await asyncio.sleep(0.05)
+        listed = await client.get("/v1/connections", params={"limit": 200})
+        if any(c["name"] == DEMO_CONNECTION_NAME for c in listed.json().get("data", [])):
+            return
+        created = await client.post(
+            "/v1/connections",
+            json={
+                "name": DEMO_CONNECTION_NAME,
+                "region": "NA",
+                "endpoint": simulator_url,
+                "marketplaces": ["US"],
+                "vendor_codes": ["ACME1", "ACME2"],
+                "client_id": "sim-client",
+                "client_secret": "sim-secret",
+                "refresh_token": "Atzr|sim-refresh",
+            },
+            headers={"Idempotency-Key": "acorn-dev-demo-connection"},
+        )
+        if created.status_code == 201:
+            typer.echo(f"  demo connection {created.json()['id']} -> {simulator_url}")
+
+
 async def _run(settings: Settings, host: str, port: int, data_dir: Path) -> None:
     import uvicorn
     from arq.worker import Worker
 
     from acorn_api.main import create_app
+    from acorn_api.vendor.simulator import SimulatorConfig, create_simulator_app
     from acorn_api.worker import worker_settings
 
+    class _Embedded(uvicorn.Server):
+        """A second server in this process: the API server owns Ctrl-C."""
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            yield
+
     demo = await _seed_demo(settings, data_dir)
+    simulator_url = f"http://{SIMULATOR_HOST}:{SIMULATOR_PORT}"
+    simulator = _Embedded(
+        uvicorn.Config(
+            create_simulator_app(SimulatorConfig(seed=1, purchase_orders=500)),
+            host=SIMULATOR_HOST,
+            port=SIMULATOR_PORT,
+            log_config=None,
+            lifespan="off",
+        )
+    )
     api = uvicorn.Server(uvicorn.Config(create_app(settings), host=host, port=port, log_config=None))
     ws = worker_settings(settings)
     worker = Worker(
@@ -76,12 +130,26 @@ async def _run(settings: Settings, host: str, port: int, data_dir: Path) -> None
         f"  account    {demo['account_id']}\n"
         f"  API key    {demo['api_key']}\n"
         f"  try        curl -H 'Authorization: Bearer {demo['api_key']}' {base}/v1/stores\n"
+        f'  simulator  {simulator_url}   (SP-API stand-in; demo connection "{DEMO_CONNECTION_NAME}")\n'
         f"Ctrl-C stops everything.\n"
     )
+
+    async def serve_simulator() -> None:
+        try:
+            await simulator.serve()
+        except SystemExit:  # uvicorn exits when it cannot bind: keep the API and worker running
+            typer.echo(f"  simulator  not started: {SIMULATOR_HOST}:{SIMULATOR_PORT} is in use", err=True)
+
+    simulator_task = asyncio.create_task(serve_simulator())
     worker_task = asyncio.create_task(worker.async_run())
+    demo_task = asyncio.create_task(_ensure_demo_connection(base, demo["api_key"], simulator_url))
     try:
         await api.serve()
     finally:
+        demo_task.cancel()
+        simulator.should_exit = True
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await simulator_task
         worker_task.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await worker_task
@@ -92,6 +160,8 @@ def run_dev(*, host: str, port: int, data_dir: Path) -> None:
     from acorn_api.migrate import upgrade
 
     data_dir.mkdir(parents=True, exist_ok=True)
+    # JWT signing keys for dev live (owner-only) beside the data, so tokens survive restarts.
+    os.environ.setdefault("ACORN_JWT_KEYS_FILE", str((data_dir / JWT_KEYS_FILE).resolve()))
     base = Settings()
     with _servers(base, data_dir) as (database_url, redis_url):
         os.environ["ACORN_DATABASE_URL"] = database_url

@@ -8,20 +8,27 @@ from typing import Any
 
 from arq import create_pool
 from arq.connections import RedisSettings
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from acorn_api import health
+from acorn_api.accounts.oauth_router import router as oauth_router
+from acorn_api.accounts.router import router as accounts_router
+from acorn_api.catalog.router import router as items_router
 from acorn_api.core import errors
 from acorn_api.core.db import Resources, make_engine, make_sessionmaker
 from acorn_api.core.idempotency import IdempotentReplay, handle_replay
 from acorn_api.core.logging import configure_logging
 from acorn_api.core.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
+from acorn_api.quotes.router import policy_router as quote_policy_router
+from acorn_api.quotes.router import prices_router
+from acorn_api.quotes.router import router as quotes_router
 from acorn_api.settings import Settings, get_settings
 from acorn_api.stores.router import router as stores_router
+from acorn_api.vendor.router import router as vendor_router
 
 API_DESCRIPTION = """\
 ACORN API runs the back office of brands that sell to Amazon as Vendors (1P): purchase orders,
@@ -34,7 +41,17 @@ invoices, remittances, deductions and their disputes, store quotes and reconcili
 * **Money**: `{"amount": "1234.50", "currency": "USD"}`, amounts as decimal strings. Times: UTC, RFC 3339.
 """
 
-ROUTERS = [health.router, stores_router]
+ROUTERS = [
+    health.router,
+    oauth_router,
+    accounts_router,
+    stores_router,
+    items_router,
+    quotes_router,
+    quote_policy_router,
+    prices_router,
+    vendor_router,
+]
 
 
 async def open_resources(settings: Settings) -> Resources:
@@ -63,16 +80,18 @@ def _required_scopes(route: APIRoute) -> list[str]:
     return found
 
 
-def document_scopes(app: FastAPI) -> None:
-    """Append each operation's required scopes to its OpenAPI description, from the one place they live."""
-    for route in app.routes:
-        if not isinstance(route, APIRoute):
+SCOPES_NOTE = "**Required scopes:** "
+
+
+def document_scopes(router: APIRouter) -> None:
+    """Append each operation's required scopes to its description, from the one place they are declared."""
+    for route in router.routes:
+        if not isinstance(route, APIRoute) or SCOPES_NOTE in (route.description or ""):
             continue
         scopes = _required_scopes(route)
-        if not scopes:
-            continue
-        note = "**Required scopes:** " + ", ".join(f"`{s}`" for s in scopes) + " (or `admin`)."
-        route.description = f"{route.description}\n\n{note}" if route.description else note
+        if scopes:
+            note = SCOPES_NOTE + ", ".join(f"`{s}`" for s in scopes) + " (or `admin`)."
+            route.description = f"{route.description}\n\n{note}" if route.description else note
 
 
 def create_app(settings: Settings | None = None, *, resources: Resources | None = None) -> FastAPI:
@@ -124,6 +143,6 @@ def create_app(settings: Settings | None = None, *, resources: Resources | None 
     app.add_middleware(RequestContextMiddleware, hsts=settings.is_production)
 
     for router in ROUTERS:
+        document_scopes(router)
         app.include_router(router)
-    document_scopes(app)
     return app

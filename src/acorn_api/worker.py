@@ -12,7 +12,9 @@ from acorn_api.core.db import make_engine, make_sessionmaker
 from acorn_api.core.idempotency import purge_expired
 from acorn_api.core.jobs import job_session
 from acorn_api.core.logging import configure_logging
+from acorn_api.quotes import jobs as quotes_jobs
 from acorn_api.settings import Settings, get_settings
+from acorn_api.vendor import jobs as vendor_jobs
 
 
 async def purge_idempotency_keys(ctx: dict[str, Any]) -> int:
@@ -27,16 +29,32 @@ async def startup(ctx: dict[str, Any]) -> None:
     engine = make_engine(settings)
     ctx["engine"] = engine
     ctx["sessionmaker"] = make_sessionmaker(engine)
+    await vendor_jobs.open_vendor_resources(ctx)
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
+    await vendor_jobs.close_vendor_resources(ctx)
     engine = ctx.get("engine")
     if engine is not None:
         await engine.dispose()
 
 
-FUNCTIONS: list[WorkerCoroutine] = [purge_idempotency_keys]
-CRON_JOBS = [cron(purge_idempotency_keys, minute={7}, run_at_startup=False, unique=True)]
+FUNCTIONS: list[WorkerCoroutine] = [
+    quotes_jobs.expire_quotes,
+    purge_idempotency_keys,
+    vendor_jobs.run_sync,
+    vendor_jobs.schedule_due_syncs,
+    vendor_jobs.recover_stale_syncs,
+    vendor_jobs.submit_invoice,
+    vendor_jobs.poll_invoice_transaction,
+    vendor_jobs.reencrypt_connection_secrets,
+]
+CRON_JOBS = [
+    cron(quotes_jobs.expire_quotes, second={15}, run_at_startup=True, unique=True),
+    cron(purge_idempotency_keys, minute={7}, run_at_startup=False, unique=True),
+    cron(vendor_jobs.schedule_due_syncs, second={0}, run_at_startup=False, unique=True),
+    cron(vendor_jobs.recover_stale_syncs, second={30}, run_at_startup=True, unique=True),
+]
 
 
 def worker_settings(settings: Settings) -> type[Any]:

@@ -1,0 +1,704 @@
+"""The sync engine: one run of one kind for one connection, committed page by page, resumable.
+
+A run is *claimed* in its own transaction (queued → running, a fresh ``worker_token``, a heartbeat).
+Then every page Amazon returns is archived, upserted and the run's counters and watermark advanced in one
+transaction per page: that commit is the job's commit point. A worker that dies loses at most the pages
+it had fetched but not committed; whoever claims the run next (the same job delivered again after its
+heartbeat went stale, or the recovery cron) continues from the watermark. Every write is keyed by Amazon's
+natural keys, so re-reading a page changes nothing.
+
+Fetching and writing overlap: one task follows ``nextToken`` at the pace of the rate limit while another
+commits the pages in order, so the database never slows the rate-limited chain of calls down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import orjson
+import structlog
+from redis.asyncio import Redis
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from acorn_api.core.time import utcnow
+from acorn_api.ledger.archive import raw_documents
+from acorn_api.settings import Settings
+from acorn_api.vendor import crypto
+from acorn_api.vendor.client import CallStats, ConnectionCredentials, RetryPolicy, SpApiClient
+from acorn_api.vendor.errors import LwaAuthError, SpApiError, SpApiUnauthorized
+from acorn_api.vendor.lwa import LwaTokenCache
+from acorn_api.vendor.models import SyncRun, VendorConnection
+from acorn_api.vendor.ratelimit import RatePlan, RedisTokenBucket
+from acorn_api.vendor.regions import Region
+from acorn_api.vendor.repository import UpsertCounts, connections, purchase_orders, shipments, sync_runs
+from acorn_api.vendor.wire import Page, PurchaseOrder, PurchaseOrderStatus, ResumePoint, Shipment
+
+log = structlog.get_logger(__name__)
+
+HEARTBEAT_INTERVAL = timedelta(seconds=10)
+#: A running run whose heartbeat is older than this lost its worker; it may be taken over.
+STALE_AFTER = timedelta(minutes=2)
+INITIAL_LOOKBACK = timedelta(days=181)  # six months of history, whole days included
+#: Incremental syncs start this long before the previous run's end, so a change stamped in the same second
+#: as the previous run's end is not missed; reading it twice changes nothing.
+INCREMENTAL_OVERLAP = timedelta(minutes=5)
+PAGE_SIZE = {"orders": 100, "order_status": 100, "shipments": 50}
+REPORT_TYPES = ("GET_VENDOR_SALES_REPORT", "GET_VENDOR_INVENTORY_REPORT")
+REPORT_OPTIONS = {"reportPeriod": "DAY", "distributorView": "MANUFACTURING", "sellingProgram": "RETAIL"}
+MAX_FAILED_REQUEST_IDS = 200
+_PAGE_SETTINGS = text(
+    "SELECT set_config('synchronous_commit', 'off', true), set_config('plan_cache_mode', 'force_custom_plan', true)"
+)
+PIPELINE_DEPTH = 16  # pages fetched ahead of the writer: absorbs slow commits without unbounded memory
+
+
+@dataclass
+class SyncContext:
+    """What a worker shares between runs: database, Redis, one HTTP client and one LWA token cache."""
+
+    settings: Settings
+    sessionmaker: async_sessionmaker[AsyncSession]
+    redis: Redis
+    http: httpx.AsyncClient
+    token_cache: LwaTokenCache
+    retry: RetryPolicy | None = None
+    rate_plans: Mapping[str, RatePlan] | None = None
+    report_poll_initial: float = 5.0
+    heartbeat_interval: timedelta = HEARTBEAT_INTERVAL
+    stale_after: timedelta = STALE_AFTER
+    # test hook: awaited after each committed page (e.g. to kill the worker at a known point)
+    after_page: Callable[[SyncRun], Awaitable[None]] | None = None
+
+
+class LostOwnership(Exception):
+    """Another worker took the run over (ours was presumed dead): stop without writing."""
+
+
+@dataclass
+class Claim:
+    run_id: uuid.UUID
+    account_id: uuid.UUID
+    token: str
+    kind: str
+    range_field: str
+    range_from: datetime
+    range_to: datetime
+    watermark: dict[str, Any] | None
+    base: dict[str, Any]
+    connection: VendorConnection
+
+
+# ---------------------------------------------------------------- client construction
+
+
+def credentials_for(settings: Settings, connection: VendorConnection) -> ConnectionCredentials:
+    return ConnectionCredentials(
+        # a new key after a credential change, so a cached token of the old credentials is not reused
+        connection_key=f"{connection.id}:{connection.credentials_updated_at.timestamp():.0f}",
+        region=Region(connection.region),
+        lwa_client_id=crypto.decrypt(settings, connection.lwa_client_id_encrypted),
+        lwa_client_secret=crypto.decrypt(settings, connection.lwa_client_secret_encrypted),
+        lwa_refresh_token=crypto.decrypt(settings, connection.lwa_refresh_token_encrypted),
+        endpoint_override=connection.endpoint,
+        rate_limit_key=str(connection.id),
+    )
+
+
+def make_client(
+    settings: Settings,
+    redis: Redis,
+    http: httpx.AsyncClient,
+    token_cache: LwaTokenCache,
+    connection: VendorConnection,
+    *,
+    stats: CallStats | None = None,
+    retry: RetryPolicy | None = None,
+    rate_plans: Mapping[str, RatePlan] | None = None,
+) -> SpApiClient:
+    """An SP-API client for one connection; its rate-limit buckets are shared (Redis) by every worker."""
+    credentials = credentials_for(settings, connection)
+    limiter = RedisTokenBucket(
+        redis, str(connection.id), plans=rate_plans, key_prefix=f"{settings.redis_key_prefix}:spapi:ratelimit"
+    )
+    return SpApiClient(http, redis, credentials, token_cache, retry, rate_limiter=limiter, stats=stats)
+
+
+def build_client(ctx: SyncContext, connection: VendorConnection, *, stats: CallStats | None = None) -> SpApiClient:
+    return make_client(
+        ctx.settings,
+        ctx.redis,
+        ctx.http,
+        ctx.token_cache,
+        connection,
+        stats=stats,
+        retry=ctx.retry,
+        rate_plans=ctx.rate_plans,
+    )
+
+
+# ---------------------------------------------------------------- wire → rows
+
+
+def _interval(value: str | None) -> tuple[datetime | None, datetime | None]:
+    if not value or "--" not in value:
+        return None, None
+    start, _, end = value.partition("--")
+    try:
+        return _aware(datetime.fromisoformat(start)), _aware(datetime.fromisoformat(end))
+    except ValueError:
+        return None, None
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def _iso(value: datetime | None) -> str | None:
+    aware = _aware(value)
+    return aware.isoformat() if aware is not None else None
+
+
+def order_rows(orders: list[PurchaseOrder]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    headers: dict[str, dict[str, Any]] = {}
+    items: dict[tuple[str, str], dict[str, Any]] = {}
+    for po in orders:
+        d = po.order_details
+        ship_start, ship_end = _interval(d.ship_window if d else None)
+        delivery_start, delivery_end = _interval(d.delivery_window if d else None)
+        currency: str | None = None
+        total: Decimal | None = None
+        for item in d.items if d else []:
+            cost = item.net_cost
+            quantity = item.ordered_quantity.amount if item.ordered_quantity else None
+            if cost is not None and cost.currency_code:
+                currency = currency or cost.currency_code
+            if cost is not None and cost.amount is not None and quantity is not None:
+                total = (total or Decimal(0)) + cost.amount * quantity
+            items[(po.purchase_order_number, item.item_sequence_number)] = {
+                "purchase_order_number": po.purchase_order_number,
+                "item_sequence_number": item.item_sequence_number,
+                "asin": item.amazon_product_identifier,
+                "vendor_sku": item.vendor_product_identifier,
+                "ordered_quantity": quantity,
+                "unit_of_measure": item.ordered_quantity.unit_of_measure if item.ordered_quantity else None,
+                "unit_size": item.ordered_quantity.unit_size if item.ordered_quantity else None,
+                "is_back_order_allowed": item.is_back_order_allowed,
+                "net_cost": str(cost.amount) if cost and cost.amount is not None else None,
+                "list_price": str(item.list_price.amount)
+                if item.list_price and item.list_price.amount is not None
+                else None,
+                "currency": (cost.currency_code if cost else None)
+                or (item.list_price.currency_code if item.list_price else None),
+            }
+        headers[po.purchase_order_number] = {
+            "purchase_order_number": po.purchase_order_number,
+            "state": po.purchase_order_state,
+            "purchase_order_type": d.purchase_order_type if d else None,
+            "purchase_order_date": _iso(d.purchase_order_date) if d else None,
+            "changed_at": _iso(d.purchase_order_changed_date) if d else None,
+            "state_changed_at": _iso(d.purchase_order_state_changed_date) if d else None,
+            "vendor_code": d.selling_party.party_id if d and d.selling_party else None,
+            "buying_party_id": d.buying_party.party_id if d and d.buying_party else None,
+            "ship_to_party_id": d.ship_to_party.party_id if d and d.ship_to_party else None,
+            "bill_to_party_id": d.bill_to_party.party_id if d and d.bill_to_party else None,
+            "deal_code": d.deal_code if d else None,
+            "payment_method": d.payment_method if d else None,
+            "ship_window_start": _iso(ship_start),
+            "ship_window_end": _iso(ship_end),
+            "delivery_window_start": _iso(delivery_start),
+            "delivery_window_end": _iso(delivery_end),
+            "currency": currency,
+            "total_net_cost": str(total) if total is not None and currency else None,
+        }
+    return list(headers.values()), list(items.values())
+
+
+def status_rows(statuses: list[PurchaseOrderStatus]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    headers: dict[str, dict[str, Any]] = {}
+    items: dict[tuple[str, str], dict[str, Any]] = {}
+    for status in statuses:
+        headers[status.purchase_order_number] = {
+            "purchase_order_number": status.purchase_order_number,
+            "purchase_order_status": status.purchase_order_status,
+            "status_updated_at": _iso(status.last_updated_date),
+        }
+        for item in status.item_status:
+            ack = item.acknowledgement_status
+            receiving = item.receiving_status
+            cancelled = None
+            if item.ordered_quantity and item.ordered_quantity.ordered_quantity_details:
+                cancelled = sum(
+                    (detail.cancelled_quantity.amount or 0)
+                    for detail in item.ordered_quantity.ordered_quantity_details
+                    if detail.cancelled_quantity is not None
+                )
+            items[(status.purchase_order_number, item.item_sequence_number)] = {
+                "purchase_order_number": status.purchase_order_number,
+                "item_sequence_number": item.item_sequence_number,
+                "confirmation_status": ack.confirmation_status if ack else None,
+                "acknowledged_quantity": ack.accepted_quantity.amount if ack and ack.accepted_quantity else None,
+                "rejected_quantity": ack.rejected_quantity.amount if ack and ack.rejected_quantity else None,
+                "cancelled_quantity": cancelled,
+                "receive_status": receiving.receive_status if receiving else None,
+                "received_quantity": receiving.received_quantity.amount
+                if receiving and receiving.received_quantity
+                else None,
+                "last_received_at": _iso(receiving.last_receive_date) if receiving else None,
+            }
+    return list(headers.values()), list(items.values())
+
+
+def shipment_rows(page: list[Shipment]) -> list[dict[str, Any]]:
+    rows: dict[str, dict[str, Any]] = {}
+    for shipment in page:
+        data = shipment.model_dump(mode="json", by_alias=True, exclude_none=True)
+        transport = shipment.transportation_details or {}
+        carrier = transport.get("carrierDetails") or {}
+        measurements = shipment.shipment_measurements or {}
+        rows[shipment.vendor_shipment_identifier] = {
+            "vendor_shipment_identifier": shipment.vendor_shipment_identifier,
+            "transaction_type": shipment.transaction_type,
+            "buyer_reference_number": shipment.buyer_reference_number,
+            "current_status": shipment.current_shipment_status,
+            "current_status_at": _iso(shipment.current_shipment_status_date),
+            "shipment_created_at": _iso(shipment.shipment_create_date),
+            "shipment_confirmed_at": _iso(shipment.shipment_confirm_date),
+            "shipped_at": transport.get("shippedDate"),
+            "estimated_delivery_at": transport.get("estimatedDeliveryDate"),
+            "delivered_at": transport.get("shipmentDeliveryDate"),
+            "vendor_code": shipment.selling_party.party_id if shipment.selling_party else None,
+            "ship_from_party_id": shipment.ship_from_party.party_id if shipment.ship_from_party else None,
+            "ship_to_party_id": shipment.ship_to_party.party_id if shipment.ship_to_party else None,
+            "carrier_code": carrier.get("code"),
+            "bill_of_lading_number": transport.get("billOfLadingNumber"),
+            "carton_count": measurements.get("totalCartonCount"),
+            "purchase_order_numbers": [
+                str(po["purchaseOrderNumber"]) for po in shipment.purchase_orders or [] if "purchaseOrderNumber" in po
+            ],
+            "data": data,
+        }
+    return list(rows.values())
+
+
+# ---------------------------------------------------------------- claiming and finishing
+
+
+def _stats_snapshot(run: SyncRun) -> dict[str, Any]:
+    return {
+        "api_calls": run.api_calls,
+        "throttled_calls": run.throttled_calls,
+        "retries": run.retries,
+        "failed_request_ids": list(run.failed_request_ids or []),
+    }
+
+
+def _apply_stats(run: SyncRun, base: dict[str, Any], stats: CallStats) -> None:
+    run.api_calls = base["api_calls"] + stats.api_calls
+    run.throttled_calls = base["throttled_calls"] + stats.throttled
+    run.retries = base["retries"] + stats.retries
+    run.failed_request_ids = (base["failed_request_ids"] + stats.failed_request_ids)[:MAX_FAILED_REQUEST_IDS]
+
+
+async def claim(ctx: SyncContext, account_id: uuid.UUID, run_id: uuid.UUID) -> Claim | None:
+    """Take the run for this worker, or ``None`` when there is nothing to do (finished, or alive elsewhere)."""
+    async with ctx.sessionmaker() as session, session.begin():
+        run = await sync_runs.find_for_update(session, account_id, run_id)
+        if run is None or run.status not in ("queued", "running"):
+            return None
+        now = utcnow()
+        if run.status == "running" and run.heartbeat_at is not None and run.heartbeat_at > now - ctx.stale_after:
+            return None
+        connection = await connections.find(session, account_id, run.connection_id)
+        if connection is None:
+            run.status, run.finished_at = "failed", now
+            run.error = {"code": "connection_deleted", "message": "The connection was deleted."}
+            return None
+        if run.attempts > 0:
+            run.resumes += 1
+        run.attempts += 1
+        run.status = "running"
+        run.worker_token = secrets.token_hex(16)
+        run.heartbeat_at = now
+        run.started_at = run.started_at or now
+        return Claim(
+            run_id=run.id,
+            account_id=account_id,
+            token=run.worker_token,
+            kind=run.kind,
+            range_field=run.range_field,
+            range_from=run.range_from,
+            range_to=run.range_to,
+            watermark=dict(run.watermark) if run.watermark else None,
+            base=_stats_snapshot(run),
+            connection=connection,
+        )
+
+
+async def _owned_run(session: AsyncSession, claim_: Claim) -> SyncRun:
+    run = await sync_runs.find_for_update(session, claim_.account_id, claim_.run_id)
+    if run is None or run.worker_token != claim_.token or run.status != "running":
+        raise LostOwnership(str(claim_.run_id))
+    return run
+
+
+async def _heartbeat(ctx: SyncContext, claim_: Claim) -> None:
+    while True:
+        await asyncio.sleep(ctx.heartbeat_interval.total_seconds())
+        async with ctx.sessionmaker() as session, session.begin():
+            if not await sync_runs.beat(session, claim_.account_id, claim_.run_id, claim_.token, utcnow()):
+                return
+
+
+def _error_body(exc: BaseException) -> dict[str, Any]:
+    if isinstance(exc, SpApiError):
+        return {
+            "code": exc.code or exc.kind,
+            "kind": exc.kind,
+            "message": exc.message,
+            "status": exc.status,
+            "request_id": exc.request_id,
+        }
+    return {"code": "internal", "kind": type(exc).__name__, "message": str(exc)[:500]}
+
+
+async def _release(ctx: SyncContext, claim_: Claim) -> None:
+    async with ctx.sessionmaker() as session, session.begin():
+        run = await _owned_run(session, claim_)
+        run.status, run.worker_token = "queued", None
+
+
+async def _finish(
+    ctx: SyncContext, claim_: Claim, stats: CallStats, error: BaseException | None, partial: bool = False
+) -> str:
+    async with ctx.sessionmaker() as session, session.begin():
+        run = await _owned_run(session, claim_)
+        _apply_stats(run, claim_.base, stats)
+        now = utcnow()
+        run.finished_at = now
+        run.worker_token = None
+        if error is None and not partial:
+            run.status = "succeeded"
+            run.error = None
+            await connections.record_success(session, claim_.account_id, run.connection_id, now)
+        else:
+            run.status = "partially_succeeded" if (run.pages > 0 or partial) else "failed"
+            run.error = _error_body(error) if error is not None else run.error
+            if error is not None:
+                flag = isinstance(error, SpApiUnauthorized | crypto.SecretsUnreadable) or (
+                    isinstance(error, LwaAuthError) and not error.retryable
+                )
+                message = f"{run.kind} sync {run.id}: {run.error['message'] if run.error else ''}"
+                await connections.record_failure(session, claim_.account_id, run.connection_id, message, flag=flag)
+        return run.status
+
+
+# ---------------------------------------------------------------- pages
+
+
+@dataclass
+class _Done:
+    error: BaseException | None = None
+
+
+@dataclass
+class PageOutcome:
+    counts: UpsertCounts
+    fetched: int
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def _watermark(page: Page[Any]) -> dict[str, Any]:
+    after = page.resume_after
+    if after is None:
+        return {"complete": True}
+    return {"window_start": _iso(after.window_start), "next_token": after.next_token}
+
+
+def _resume_point(watermark: dict[str, Any] | None) -> ResumePoint | None:
+    if not watermark or watermark.get("complete") or "window_start" not in watermark:
+        return None
+    start = watermark.get("window_start")
+    return ResumePoint(datetime.fromisoformat(start) if start else None, watermark.get("next_token"))
+
+
+async def _write_page(ctx: SyncContext, claim_: Claim, page: Page[Any], stats: CallStats, source: str) -> SyncRun:
+    """One page in one transaction: archive, upsert, advance the run and its watermark (the commit point).
+
+    Ownership is checked by the run's UPDATE at the end (``worker_token`` must still be ours); if another
+    worker took the run over, the whole page rolls back. A takeover's claim waits on that row lock.
+    """
+    account_id = claim_.account_id
+    async with ctx.sessionmaker() as session, session.begin():
+        # synchronous_commit off: a page whose commit is lost in a database crash is lost with its watermark,
+        # so it is fetched again; the page never needs to wait for the WAL flush.
+        # force_custom_plan: a first sync grows the tables from nothing; a generic plan cached while they were
+        # empty (a scan instead of the unique-index probe) would make every page slower than the last.
+        await session.execute(_PAGE_SETTINGS)
+        archived = await raw_documents.store(
+            session,
+            account_id,
+            page.raw,
+            source=source,
+            fetched_at=utcnow(),
+            request_id=page.request_id,
+            metadata={
+                "connection_id": str(claim_.connection.id),
+                "sync_run_id": str(claim_.run_id),
+                "window_start": _iso(page.window_start),
+                "window_end": _iso(page.window_end),
+                "page_token": page.page_token,
+            },
+        )
+        outcome = await _upsert(session, claim_, archived.id, page)
+        run = await sync_runs.advance(
+            session,
+            account_id,
+            claim_.run_id,
+            claim_.token,
+            fetched=outcome.fetched,
+            created=outcome.counts.created,
+            updated=outcome.counts.updated,
+            unchanged=outcome.counts.unchanged,
+            unknown=outcome.counts.unknown,
+            watermark=_watermark(page),
+            now=utcnow(),
+            api_calls=claim_.base["api_calls"] + stats.api_calls,
+            throttled_calls=claim_.base["throttled_calls"] + stats.throttled,
+            retries=claim_.base["retries"] + stats.retries,
+            failed_request_ids=(claim_.base["failed_request_ids"] + stats.failed_request_ids)[:MAX_FAILED_REQUEST_IDS],
+        )
+        if run is None:
+            raise LostOwnership(str(claim_.run_id))
+        return run
+
+
+async def _upsert(session: AsyncSession, claim_: Claim, document_id: uuid.UUID, page: Page[Any]) -> PageOutcome:
+    account_id = claim_.account_id
+    if claim_.kind == "orders":
+        orders, items = order_rows(page.items)
+        counts = await purchase_orders.upsert_page(
+            session,
+            account_id,
+            connection_id=claim_.connection.id,
+            sync_run_id=claim_.run_id,
+            raw_document_id=document_id,
+            orders=orders,
+            items=items,
+        )
+        return PageOutcome(counts, len(orders))
+    if claim_.kind == "order_status":
+        orders, items = status_rows(page.items)
+        counts = await purchase_orders.update_status_page(
+            session, account_id, raw_document_id=document_id, orders=orders, items=items
+        )
+        return PageOutcome(counts, len(orders))
+    rows = shipment_rows(page.items)
+    counts = await shipments.upsert_page(
+        session,
+        account_id,
+        connection_id=claim_.connection.id,
+        sync_run_id=claim_.run_id,
+        raw_document_id=document_id,
+        shipments=rows,
+    )
+    return PageOutcome(counts, len(rows))
+
+
+def _pages(client: SpApiClient, claim_: Claim) -> AsyncIterator[Page[Any]]:
+    resume = _resume_point(claim_.watermark)
+    start, end = claim_.range_from, claim_.range_to
+    if claim_.kind == "orders":
+        if claim_.range_field == "changed":
+            return client.iter_purchase_orders(changed_after=start, changed_before=end, limit=100, resume=resume)
+        return client.iter_purchase_orders(created_after=start, created_before=end, limit=100, resume=resume)
+    if claim_.kind == "order_status":
+        if claim_.range_field == "changed":
+            return client.iter_purchase_orders_status(updated_after=start, updated_before=end, limit=100, resume=resume)
+        return client.iter_purchase_orders_status(created_after=start, created_before=end, limit=100, resume=resume)
+    return client.iter_shipment_details(created_after=start, created_before=end, limit=50, resume=resume)
+
+
+_SOURCES = {"orders": "sp-api:getPurchaseOrders", "order_status": "sp-api:getPurchaseOrdersStatus"}
+
+
+async def _run_pages(ctx: SyncContext, claim_: Claim, client: SpApiClient) -> None:
+    """Fetch ahead while committing pages in order; the first error stops both sides."""
+    if claim_.watermark and claim_.watermark.get("complete"):
+        return
+    queue: asyncio.Queue[Page[Any] | _Done] = asyncio.Queue(maxsize=PIPELINE_DEPTH)
+    source = _SOURCES.get(claim_.kind, "sp-api:GetShipmentDetails")
+
+    async def produce() -> None:
+        try:
+            async for page in _pages(client, claim_):
+                await queue.put(page)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # handed to the writer, which raises it after the committed pages
+            await queue.put(_Done(exc))
+            return
+        await queue.put(_Done())
+
+    producer = asyncio.create_task(produce())
+    try:
+        while True:
+            item = await queue.get()
+            if isinstance(item, _Done):
+                if item.error is not None:
+                    raise item.error
+                return
+            run = await _write_page(ctx, claim_, item, client.stats, source)
+            if ctx.after_page is not None:
+                await ctx.after_page(run)
+    finally:
+        producer.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await producer
+
+
+def _report_rows(content: bytes) -> int:
+    try:
+        document = orjson.loads(content)
+    except orjson.JSONDecodeError:
+        return 0
+    if not isinstance(document, dict):
+        return 0
+    return sum(len(v) for k, v in document.items() if k != "reportSpecification" and isinstance(v, list))
+
+
+async def _run_reports(ctx: SyncContext, claim_: Claim, client: SpApiClient) -> None:
+    marketplaces = list(claim_.connection.marketplaces) or ["US"]
+    done = set((claim_.watermark or {}).get("reports_done", []))
+    for report_type in REPORT_TYPES:
+        if report_type in done:
+            continue
+        result = await client.run_report(
+            report_type,
+            marketplaces,
+            claim_.range_from,
+            claim_.range_to,
+            REPORT_OPTIONS if report_type == "GET_VENDOR_SALES_REPORT" else {"reportPeriod": "DAY"},
+            poll_initial=ctx.report_poll_initial,
+        )
+        async with ctx.sessionmaker() as session, session.begin():
+            run = await _owned_run(session, claim_)
+            entry: dict[str, Any] = {
+                "report_type": report_type,
+                "report_id": result.report.report_id,
+                "processing_status": result.report.processing_status,
+                "raw_document_id": None,
+                "rows": 0,
+            }
+            if result.content is not None:
+                archived = await raw_documents.store(
+                    session,
+                    claim_.account_id,
+                    result.content,
+                    source=f"sp-api:report:{report_type}",
+                    fetched_at=utcnow(),
+                    metadata={
+                        "connection_id": str(claim_.connection.id),
+                        "sync_run_id": str(run.id),
+                        "report_id": result.report.report_id,
+                        "report_document_id": result.document.report_document_id if result.document else None,
+                    },
+                )
+                rows = _report_rows(result.content)
+                entry.update(raw_document_id=str(archived.id), rows=rows)
+                run.fetched += rows
+                run.created += 1 if archived.created else 0
+                run.unchanged += 0 if archived.created else 1
+            run.pages += 1
+            done.add(report_type)
+            run.details = {**run.details, "reports": [*run.details.get("reports", []), entry]}
+            run.watermark = {"reports_done": sorted(done)}
+            run.heartbeat_at = utcnow()
+            _apply_stats(run, claim_.base, client.stats)
+    failed = [r for r in (await _details(ctx, claim_)).get("reports", []) if r["processing_status"] != "DONE"]
+    if failed:
+        raise _ReportsIncomplete(failed)
+
+
+class _ReportsIncomplete(Exception):
+    def __init__(self, reports: list[dict[str, Any]]) -> None:
+        super().__init__(", ".join(f"{r['report_type']} ended {r['processing_status']}" for r in reports))
+
+
+async def _details(ctx: SyncContext, claim_: Claim) -> dict[str, Any]:
+    async with ctx.sessionmaker() as session:
+        details = await session.scalar(select(SyncRun.details).where(SyncRun.id == claim_.run_id))
+        return dict(details or {})
+
+
+async def execute(ctx: SyncContext, account_id: uuid.UUID, run_id: uuid.UUID) -> str | None:
+    """Run (or continue) one sync run; returns its final status, or ``None`` when this delivery had nothing to do.
+
+    Safe to call any number of times, concurrently too: only the claimant writes, and pages are idempotent.
+    """
+    claim_ = await claim(ctx, account_id, run_id)
+    if claim_ is None:
+        log.info("sync_run_skipped", run_id=str(run_id))
+        return None
+    log.info("sync_run_started", run_id=str(run_id), kind=claim_.kind, resumed=bool(claim_.watermark))
+    stats = CallStats()
+    beating = asyncio.create_task(_heartbeat(ctx, claim_))
+    started = time.monotonic()
+    error: BaseException | None = None
+    try:
+        client = build_client(ctx, claim_.connection, stats=stats)
+        if claim_.kind == "reports":
+            await _run_reports(ctx, claim_, client)
+        else:
+            await _run_pages(ctx, claim_, client)
+    except LostOwnership:
+        log.warning("sync_run_taken_over", run_id=str(run_id))
+        return None
+    except (SpApiError, crypto.SecretsUnreadable, _ReportsIncomplete, ValueError) as exc:
+        error = exc
+    except Exception:
+        # unexpected (database down, a bug): hand the run back so arq's retry resumes it at once
+        with contextlib.suppress(Exception):
+            await _release(ctx, claim_)
+        raise
+    finally:
+        beating.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await beating
+    try:
+        status = await _finish(ctx, claim_, stats, error)
+    except LostOwnership:
+        return None
+    log.info(
+        "sync_run_finished",
+        run_id=str(run_id),
+        status=status,
+        seconds=round(time.monotonic() - started, 3),
+        api_calls=stats.api_calls,
+        error=str(error) if error else None,
+    )
+    return status
+
+
+async def recover_stale(ctx: SyncContext, now: datetime | None = None) -> list[tuple[uuid.UUID, uuid.UUID]]:
+    """Put runs whose worker died back in the queue (watermark kept): returns (account_id, run_id) to enqueue."""
+    now = now or utcnow()
+    async with ctx.sessionmaker() as session, session.begin():
+        stale = await sync_runs.stale(session, now - ctx.stale_after)
+        for run in stale:
+            run.status = "queued"
+            run.worker_token = None
+            run.details = {**run.details, "recovered_at": _iso(now)}
+        return [(run.account_id, run.id) for run in stale]
