@@ -59,3 +59,12 @@ async def test_concurrent_requests_with_one_key_create_one_store(
     assert len({r.json()["id"] for r in responses}) == 1
     listed = (await committing_client.get("/v1/stores", headers=tenant.headers())).json()["data"]
     assert len(listed) == 1
+
+
+async def test_replay_keeps_integers_beyond_64_bits(client: AsyncClient, account: Tenant) -> None:
+    headers = {**account.headers(), "Idempotency-Key": "big-int"}
+    body = store_body(metadata={"erp_ref": 2924903066679203518085532221440})
+    first = await client.post("/v1/stores", json=body, headers=headers)
+    second = await client.post("/v1/stores", json=body, headers=headers)
+    assert first.status_code == second.status_code == 201, second.text
+    assert second.json()["metadata"] == {"erp_ref": 2924903066679203518085532221440}

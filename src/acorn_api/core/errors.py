@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Sequence
 from http import HTTPStatus
@@ -27,7 +28,10 @@ class JSONResponse(Response):
     media_type = "application/json"
 
     def render(self, content: Any) -> bytes:
-        return orjson.dumps(content)
+        try:
+            return orjson.dumps(content)
+        except TypeError:  # integers beyond 64 bits (valid JSON) are beyond orjson
+            return json.dumps(content, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 class FieldError(BaseModel):

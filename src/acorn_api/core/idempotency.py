@@ -140,7 +140,7 @@ class Idempotency:
                 key=self.key,
                 request_hash=request_hash,
                 status_code=self.status_code,
-                response_body=orjson.loads(result.model_dump_json()),
+                response_body=result.model_dump(mode="json"),
                 expires_at=now + self.ttl,
             )
         )

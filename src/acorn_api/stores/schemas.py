@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from enum import StrEnum
 from typing import Annotated, Any
 from zoneinfo import available_timezones
 
-import orjson
 import pycountry
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic.json_schema import SkipJsonSchema
@@ -44,7 +44,8 @@ def _check_vendor_codes(codes: list[str]) -> list[str]:
 
 
 def _check_metadata(value: dict[str, Any]) -> dict[str, Any]:
-    if len(orjson.dumps(value)) > MAX_METADATA_BYTES:
+    # stdlib json, not orjson: metadata may hold integers beyond 64 bits, which JSON (and JSONB) allow.
+    if len(json.dumps(value, ensure_ascii=False).encode()) > MAX_METADATA_BYTES:
         raise ValueError(f"metadata must serialise to at most {MAX_METADATA_BYTES} bytes")
     return value
 

@@ -272,7 +272,10 @@ async def test_connection(
     "run) or, the first time, the last 181 days (six months).",
     operation_id="start_sync",
     tags=["sync-runs"],
-    responses=problems(403, 404),
+    responses={
+        200: {"model": SyncRunOut, "description": "a run of this kind is already queued or running: that run"},
+        **problems(403, 404),
+    },
 )
 async def start_sync(
     connection_id: uuid.UUID,
