@@ -83,11 +83,37 @@ async def _oauth_client(client: httpx.AsyncClient, tenant: Tenant) -> str:
     return created
 
 
+async def _sync_run(client: httpx.AsyncClient, tenant: Tenant) -> str:
+    connection = await _created_id(
+        await client.post(
+            "/v1/connections",
+            json={
+                "name": f"isolation-{uuid.uuid4().hex[:8]}",
+                "region": "NA",
+                "endpoint": "http://127.0.0.1:9",
+                "marketplaces": ["US"],
+                "vendor_codes": ["ACME1"],
+                "client_id": "c",
+                "client_secret": "s",
+                "refresh_token": "r",
+            },
+            headers=tenant.headers(),
+        )
+    )
+    r = await client.post(f"/v1/connections/{connection}/syncs", json={"kind": "orders"}, headers=tenant.headers())
+    assert r.status_code == 202, r.text
+    run: str = r.json()["id"]
+    return run
+
+
 # Path parameter name → how to create one such object for account B. Add yours next to your resource.
+# po_number and document_id need a sync against the simulator; tests/vendor/test_purchase_orders.py checks
+# that another account sees neither.
 ID_FACTORIES: dict[str, IdFactory] = {
     "store_id": _store,
     "api_key_id": _api_key,
     "oauth_client_id": _oauth_client,
+    "run_id": _sync_run,
 }
 
 # operation_id → a JSON body the route accepts, for schemas the generator below cannot satisfy.

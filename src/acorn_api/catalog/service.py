@@ -13,8 +13,9 @@ from acorn_api.accounts.auth import Caller
 from acorn_api.catalog.models import Item
 from acorn_api.catalog.repository import items
 from acorn_api.catalog.schemas import ItemCreate, ItemUpdate, UnitOfMeasure, check_case_size
-from acorn_api.core.errors import Conflict, PreconditionFailed, field_error, invalid_field
+from acorn_api.core.errors import Conflict, field_error, invalid_field
 from acorn_api.core.pagination import PageParams, Slice
+from acorn_api.core.versioning import require_version
 
 AUDITED_FIELDS = (
     "asin",
@@ -109,17 +110,7 @@ async def update(
 ) -> Item:
     """Apply the fields present; the expected version comes from the body or ``If-Match``."""
     item = await items.get_for_update(session, caller.account_id, item_id)
-    if data.version is not None and data.version != item.version:
-        raise Conflict(
-            f"The item is at version {item.version}, not {data.version}; read it again and retry.",
-            code="stale_version",
-            current_version=item.version,
-        )
-    if if_match is not None and if_match != item.version:
-        raise PreconditionFailed(
-            f"If-Match names version {if_match}; the item is at version {item.version}.",
-            current_version=item.version,
-        )
+    require_version("item", item.version, version=data.version, if_match=if_match)
     changes = data.model_dump(exclude_unset=True, exclude={"version"})
     unit = UnitOfMeasure(changes.get("unit_of_measure", item.unit_of_measure))
     case_size = changes.get("case_size", item.case_size)

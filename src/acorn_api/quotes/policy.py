@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from acorn_api.accounts import audit
 from acorn_api.accounts.auth import Caller
-from acorn_api.core.errors import Conflict
+from acorn_api.core.versioning import require_version
 from acorn_api.quotes.models import QuotePolicy
 from acorn_api.quotes.repository import quote_policies
 from acorn_api.quotes.schemas import QuotePolicyIn
@@ -90,12 +90,7 @@ async def put(session: AsyncSession, caller: Caller, data: QuotePolicyIn) -> Pol
     await quote_policies.lock_account_policy(session, caller.account_id)
     row = await quote_policies.for_account(session, caller.account_id, for_update=True)
     current_version = row.version if row else 0
-    if data.version is not None and data.version != current_version:
-        raise Conflict(
-            f"The policy is at version {current_version}, not {data.version}; read it again and retry.",
-            code="stale_version",
-            current_version=current_version,
-        )
+    require_version("policy", current_version, version=data.version)
     before = audit.snapshot(row, POLICY_FIELDS) if row else None
     if row is None:
         row = quote_policies.add(

@@ -32,6 +32,7 @@ from acorn_api.core.errors import Conflict, NotPermitted, Unprocessable, field_e
 from acorn_api.core.pagination import PageParams, Slice
 from acorn_api.core.regions import MARKETPLACE_CURRENCY, MARKETPLACE_REGION, Marketplace, Region
 from acorn_api.core.time import utcnow
+from acorn_api.core.versioning import require_version
 from acorn_api.quotes import conflicts, events, policy
 from acorn_api.quotes.models import InvalidTransition, Quote, QuoteEvent, QuoteStatus, ScopeType, next_status
 from acorn_api.quotes.repository import quote_events, quotes, store_scope_keys
@@ -83,13 +84,7 @@ def scope_type_of(store_id: uuid.UUID | None, marketplace: Marketplace | None) -
 
 
 def _stale(quote: Quote, version: int) -> None:
-    if version != quote.version:
-        raise Conflict(
-            f"The quote is at version {quote.version}, not {version}; read it again and retry.",
-            code="stale_version",
-            current_version=quote.version,
-            errors=[field_error(["body", "version"], f"stale: the quote is at version {quote.version}", "stale")],
-        )
+    require_version("quote", quote.version, version=version)
 
 
 def _transition(quote: Quote, action: str) -> QuoteStatus:

@@ -8,9 +8,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from acorn_api.accounts import audit
 from acorn_api.accounts.auth import Caller
-from acorn_api.core.errors import Conflict, PreconditionFailed, field_error, invalid_field
+from acorn_api.core.errors import Conflict, field_error, invalid_field
 from acorn_api.core.pagination import PageParams, Slice
 from acorn_api.core.regions import MARKETPLACE_REGION, Marketplace, Region
+from acorn_api.core.versioning import require_version
 from acorn_api.stores.models import Store
 from acorn_api.stores.repository import stores
 from acorn_api.stores.schemas import StoreCreate, StoreUpdate
@@ -88,17 +89,7 @@ async def update(
 ) -> Store:
     """Apply the fields present; the expected version comes from the body or ``If-Match``."""
     store = await stores.get_for_update(session, caller.account_id, store_id)
-    if data.version is not None and data.version != store.version:
-        raise Conflict(
-            f"The store is at version {store.version}, not {data.version}; read it again and retry.",
-            code="stale_version",
-            current_version=store.version,
-        )
-    if if_match is not None and if_match != store.version:
-        raise PreconditionFailed(
-            f"If-Match names version {if_match}; the store is at version {store.version}.",
-            current_version=store.version,
-        )
+    require_version("store", store.version, version=data.version, if_match=if_match)
     changes = data.model_dump(exclude_unset=True, exclude={"version"})
     region = Region(changes.get("region", store.region))
     marketplace = Marketplace(changes.get("marketplace", store.marketplace))

@@ -17,11 +17,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from acorn_api.accounts import audit
 from acorn_api.accounts.auth import Caller
-from acorn_api.core.errors import Conflict, NotFound, PreconditionFailed, field_error
+from acorn_api.core.errors import Conflict, NotFound, field_error
 from acorn_api.core.jobs import enqueue_after_commit
 from acorn_api.core.money import quantize
 from acorn_api.core.pagination import PageParams, Slice
 from acorn_api.core.time import utcnow
+from acorn_api.core.versioning import require_version
 from acorn_api.ledger.archive import RawDocument, decompress, raw_documents
 from acorn_api.settings import Settings
 from acorn_api.vendor import crypto
@@ -145,14 +146,7 @@ async def update_connection(
 ) -> VendorConnection:
     """Change a connection; a stale ``version`` (or If-Match) is refused so no update is lost."""
     connection = await connections.get_for_update(session, caller.account_id, connection_id)
-    expected = if_match if if_match is not None else data.version
-    if expected is not None and expected != connection.version:
-        error = PreconditionFailed if if_match is not None else Conflict
-        raise error(
-            f"The connection changed since version {expected}; it is now at {connection.version}.",
-            code="stale_version",
-            current_version=connection.version,
-        )
+    require_version("connection", connection.version, version=data.version, if_match=if_match)
     before = audit.snapshot(connection, AUDITED_FIELDS)
     fields = data.model_dump(exclude_unset=True, exclude={"version", "client_id", "client_secret", "refresh_token"})
     if "name" in fields and await connections.name_taken(
