@@ -127,6 +127,27 @@ def create_account_command(
         typer.echo(f"admin API key (shown once, keep it safe): {created['api_key']}")
 
 
+async def _reencrypt(settings: Settings) -> int:
+    from acorn_api.core.db import make_engine, make_sessionmaker
+    from acorn_api.vendor.jobs import reencrypt_connection_secrets
+
+    engine = make_engine(settings, pool_size=1, max_overflow=0)
+    try:
+        return await reencrypt_connection_secrets({"settings": settings, "sessionmaker": make_sessionmaker(engine)})
+    finally:
+        await engine.dispose()
+
+
+@app.command("reencrypt-secrets")
+def reencrypt_secrets() -> None:
+    """Key rotation: rewrite every stored connection secret under the first of ACORN_ENCRYPTION_KEYS."""
+    settings = _settings()
+    if not settings.database_url:
+        raise typer.BadParameter("set ACORN_DATABASE_URL")
+    count = asyncio.run(_reencrypt(settings))
+    typer.echo(f"re-encrypted the secrets of {count} connection(s)")
+
+
 @app.command()
 def dev(
     host: Annotated[str, typer.Option(help="API address")] = "127.0.0.1",

@@ -187,3 +187,46 @@ async def test_reencryption_moves_secrets_to_the_new_first_key(
     assert stored is not None
     only_new = settings.model_copy(update={"encryption_keys": [SecretStr(new_key)]})
     assert crypto.decrypt(only_new, stored) == "Atzr|sim-refresh"
+
+
+@pytest.mark.committing
+async def test_reencrypt_secrets_command_moves_secrets_to_the_first_key(
+    settings: Settings,
+    committing_client: AsyncClient,
+    make_committed_account: AccountFactory,
+    committing_sessionmaker: Any,
+) -> None:
+    import asyncio
+    import json
+    import os
+    import subprocess
+    import sys
+
+    tenant = await make_committed_account()
+    r = await committing_client.post(
+        "/v1/connections", json=connection_body("http://127.0.0.1:9"), headers=tenant.headers()
+    )
+    assert r.status_code == 201, r.text
+    new_key = Fernet.generate_key().decode()
+    env = {
+        **os.environ,
+        "ACORN_DATABASE_URL": (settings.database_url or "").replace("+asyncpg", ""),
+        "ACORN_ENCRYPTION_KEYS": json.dumps([new_key, *(k.get_secret_value() for k in settings.encryption_keys)]),
+    }
+    result = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "acorn_api.cli", "reencrypt-secrets"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert "re-encrypted the secrets of" in result.stdout
+    async with committing_sessionmaker() as s:
+        stored = await s.scalar(select(VendorConnection).where(VendorConnection.id == uuid.UUID(r.json()["id"])))
+    assert stored is not None
+    assert (
+        Fernet(new_key.encode()).decrypt(stored.lwa_refresh_token_encrypted).decode()
+        == (connection_body("http://127.0.0.1:9")["refresh_token"])
+    )

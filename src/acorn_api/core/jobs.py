@@ -28,9 +28,12 @@ def enqueue_after_commit(session: AsyncSession, function: str, *args: Any, job_i
     session.info.setdefault(PENDING_JOBS_KEY, []).append(PendingJob(function, args, job_id))
 
 
-async def flush_pending_jobs(session: AsyncSession, redis: ArqRedis) -> None:
+async def flush_pending_jobs(session: AsyncSession, redis: ArqRedis | None) -> None:
     pending: list[PendingJob] = session.info.pop(PENDING_JOBS_KEY, [])
+    if pending and redis is None:
+        raise RuntimeError("jobs were requested but this session has no queue to send them to")
     for job in pending:
+        assert redis is not None
         await redis.enqueue_job(job.function, *job.args, _job_id=job.job_id)
 
 
@@ -45,4 +48,4 @@ async def job_session(ctx: dict[str, Any]) -> AsyncIterator[AsyncSession]:
         except BaseException:
             await session.rollback()
             raise
-        await flush_pending_jobs(session, ctx["redis"])
+        await flush_pending_jobs(session, ctx.get("redis"))
