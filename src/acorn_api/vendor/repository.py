@@ -125,6 +125,13 @@ class SyncRunRepository(AccountScopedRepository[SyncRun]):
     model = SyncRun
     not_found_message = "No such sync run."
 
+    async def details(self, session: AsyncSession, account_id: uuid.UUID, run_id: uuid.UUID) -> dict[str, Any]:
+        """The run's free-form details (e.g. the reports it requested), or ``{}``."""
+        found = await session.scalar(
+            select(SyncRun.details).where(SyncRun.account_id == account_id, SyncRun.id == run_id)
+        )
+        return dict(found or {})
+
     def filtered(
         self,
         account_id: uuid.UUID,

@@ -28,7 +28,7 @@ import httpx
 import orjson
 import structlog
 from redis.asyncio import Redis
-from sqlalchemy import select, text
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from acorn_api.core.time import utcnow
@@ -639,8 +639,7 @@ class _ReportsIncomplete(Exception):
 
 async def _details(ctx: SyncContext, claim_: Claim) -> dict[str, Any]:
     async with ctx.sessionmaker() as session:
-        details = await session.scalar(select(SyncRun.details).where(SyncRun.id == claim_.run_id))
-        return dict(details or {})
+        return await sync_runs.details(session, claim_.account_id, claim_.run_id)
 
 
 async def execute(ctx: SyncContext, account_id: uuid.UUID, run_id: uuid.UUID) -> str | None:
