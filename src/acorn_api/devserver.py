@@ -63,6 +63,22 @@ async def _ensure_demo_connection(base: str, api_key: str, simulator_url: str) -
                 if (await client.get("/readyz")).status_code == 200:
                     break
             await asyncio.sleep(0.05)
+        stores = await client.get("/v1/stores", params={"code": "DEMO-US"})
+        if not stores.json().get("data"):  # a store holding the simulator's vendor codes, so POs map to it
+            await client.post(
+                "/v1/stores",
+                json={
+                    "code": "DEMO-US",
+                    "name": "Demo US distribution",
+                    "region": "NA",
+                    "marketplace": "US",
+                    "country": "US",
+                    "currency": "USD",
+                    "timezone": "America/New_York",
+                    "vendor_codes": ["ACME1", "ACME2"],
+                },
+                headers={"Idempotency-Key": "acorn-dev-demo-store"},
+            )
         listed = await client.get("/v1/connections", params={"limit": 200})
         if any(c["name"] == DEMO_CONNECTION_NAME for c in listed.json().get("data", [])):
             return
