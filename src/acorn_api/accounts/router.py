@@ -13,7 +13,6 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 
 from acorn_api.accounts import service
-from acorn_api.accounts.audit import AuditEvent
 from acorn_api.accounts.auth import AdminCaller, AuditRead
 from acorn_api.accounts.models import ApiKey, OAuthClient
 from acorn_api.accounts.schemas import (
@@ -77,7 +76,7 @@ async def list_oauth_clients(
     caller: AdminCaller, session: Session, page: Pagination, include_revoked: IncludeRevoked = False
 ) -> Page[OAuthClientOut]:
     result = await service.list_oauth_clients(session, caller, page, include_revoked=include_revoked)
-    return Page(data=[client_out(c) for c in result.rows], next_cursor=result.next_cursor, has_more=result.has_more)
+    return Page.of(result, client_out)
 
 
 @router.delete(
@@ -129,7 +128,7 @@ async def list_api_keys(
     caller: AdminCaller, session: Session, page: Pagination, include_revoked: IncludeRevoked = False
 ) -> Page[ApiKeyOut]:
     result = await service.list_api_keys(session, caller, page, include_revoked=include_revoked)
-    return Page(data=[api_key_out(k) for k in result.rows], next_cursor=result.next_cursor, has_more=result.has_more)
+    return Page.of(result, api_key_out)
 
 
 @router.delete(
@@ -192,7 +191,4 @@ async def list_audit_events(
         since=since,
         until=until,
     )
-    rows: list[AuditEvent] = result.rows
-    return Page(
-        data=[AuditEventOut.model_validate(e) for e in rows], next_cursor=result.next_cursor, has_more=result.has_more
-    )
+    return Page.of(result, AuditEventOut.model_validate)

@@ -58,9 +58,7 @@ async def list_items(
         status=status_.value if status_ else None,
         q=q,
     )
-    return Page(
-        data=[ItemOut.model_validate(i) for i in result.rows], next_cursor=result.next_cursor, has_more=result.has_more
-    )
+    return Page.of(result, ItemOut.model_validate)
 
 
 @router.get("/{item_id}", summary="Get an item", operation_id="get_item", responses=problems(403, 404))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Generic, TypeVar
@@ -51,6 +52,11 @@ class Page(BaseModel, Generic[T]):
     data: list[T]
     next_cursor: str | None = Field(description="pass as `cursor` to get the next page; null on the last")
     has_more: bool
+
+    @classmethod
+    def of(cls, page: Slice[M], convert: Callable[[M], T]) -> Page[T]:
+        """The response for one keyset page of rows, each turned into its response model."""
+        return cls(data=[convert(row) for row in page.rows], next_cursor=page.next_cursor, has_more=page.has_more)
 
 
 @dataclass(frozen=True)

@@ -248,9 +248,7 @@ async def list_quotes(
         region=region.value if region else None,
         marketplace=marketplace.value if marketplace else None,
     )
-    return Page(
-        data=[QuoteOut.model_validate(q) for q in result.rows], next_cursor=result.next_cursor, has_more=result.has_more
-    )
+    return Page.of(result, QuoteOut.model_validate)
 
 
 @router.get("/{quote_id:uuid}", summary="Get a quote", operation_id="get_quote", responses=problems(403, 404))

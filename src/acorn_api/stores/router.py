@@ -52,11 +52,7 @@ async def list_stores(
         vendor_code=vendor_code,
         code=code,
     )
-    return Page(
-        data=[StoreOut.model_validate(s) for s in result.rows],
-        next_cursor=result.next_cursor,
-        has_more=result.has_more,
-    )
+    return Page.of(result, StoreOut.model_validate)
 
 
 @router.get("/{store_id}", summary="Get a store", operation_id="get_store", responses=problems(403, 404))

@@ -182,7 +182,7 @@ async def list_connections(
     status_: Annotated[ConnectionStatus | None, Query(alias="status")] = None,
 ) -> Page[ConnectionOut]:
     result = await service.list_connections(session, caller, page, status=status_.value if status_ else None)
-    return Page(data=[connection_out(c) for c in result.rows], next_cursor=result.next_cursor, has_more=result.has_more)
+    return Page.of(result, connection_out)
 
 
 @router.get(
@@ -323,11 +323,7 @@ async def list_sync_runs(
         kind=kind.value if kind else None,
         status=status_.value if status_ else None,
     )
-    return Page(
-        data=[SyncRunOut.model_validate(r) for r in result.rows],
-        next_cursor=result.next_cursor,
-        has_more=result.has_more,
-    )
+    return Page.of(result, SyncRunOut.model_validate)
 
 
 @router.get(
@@ -373,11 +369,7 @@ async def list_purchase_orders(
         asin=asin,
         vendor_code=vendor_code,
     )
-    return Page(
-        data=[PurchaseOrderOut(**purchase_order_out(po)) for po in result.rows],
-        next_cursor=result.next_cursor,
-        has_more=result.has_more,
-    )
+    return Page.of(result, lambda po: PurchaseOrderOut(**purchase_order_out(po)))
 
 
 @router.get(
@@ -414,11 +406,7 @@ async def list_shipments(
     result = await service.list_shipments(
         session, caller, page, purchase_order_number=purchase_order_number, status=status_, vendor_code=vendor_code
     )
-    return Page(
-        data=[ShipmentOut.model_validate(s) for s in result.rows],
-        next_cursor=result.next_cursor,
-        has_more=result.has_more,
-    )
+    return Page.of(result, ShipmentOut.model_validate)
 
 
 @router.get(
@@ -493,7 +481,7 @@ async def list_invoice_submissions(
     result = await service.list_invoice_submissions(
         session, caller, page, connection_id=connection_id, status=status_.value if status_ else None
     )
-    return Page(data=[submission_out(s) for s in result.rows], next_cursor=result.next_cursor, has_more=result.has_more)
+    return Page.of(result, submission_out)
 
 
 @router.get(
