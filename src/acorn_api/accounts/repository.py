@@ -130,15 +130,9 @@ class AuditEventRepository(AccountScopedRepository[AuditEvent]):
         since: datetime | None = None,
         until: datetime | None = None,
     ) -> Select[AuditEvent]:
-        stmt = self.select(account_id)
-        if resource_type is not None:
-            stmt = stmt.where(AuditEvent.resource_type == resource_type)
-        if resource_id is not None:
-            stmt = stmt.where(AuditEvent.resource_id == resource_id)
-        if action is not None:
-            stmt = stmt.where(AuditEvent.action == action)
-        if actor_id is not None:
-            stmt = stmt.where(AuditEvent.actor_id == actor_id)
+        stmt = self.select_matching(
+            account_id, resource_type=resource_type, resource_id=resource_id, action=action, actor_id=actor_id
+        )
         if since is not None:
             stmt = stmt.where(AuditEvent.created_at >= since)
         if until is not None:

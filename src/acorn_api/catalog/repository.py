@@ -31,13 +31,7 @@ class ItemRepository(AccountScopedRepository[Item]):
         status: str | None = None,
         q: str | None = None,
     ) -> Select[Item]:
-        stmt = self.select(account_id)
-        if asin is not None:
-            stmt = stmt.where(Item.asin == asin)
-        if vendor_sku is not None:
-            stmt = stmt.where(Item.vendor_sku == vendor_sku)
-        if status is not None:
-            stmt = stmt.where(Item.status == status)
+        stmt = self.select_matching(account_id, asin=asin, vendor_sku=vendor_sku, status=status)
         if q is not None:
             pattern = _like_pattern(q)
             stmt = stmt.where(or_(Item.title.ilike(pattern, escape="\\"), Item.brand.ilike(pattern, escape="\\")))

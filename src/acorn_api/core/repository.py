@@ -27,6 +27,14 @@ class AccountScopedRepository(Generic[M]):
     def select(self, account_id: uuid.UUID) -> Select[M]:
         return select(self.model).where(self.model.account_id == account_id)
 
+    def select_matching(self, account_id: uuid.UUID, **equal_to: Any) -> Select[M]:
+        """:meth:`select` narrowed by ``column == value`` for each filter that was given (not ``None``)."""
+        stmt = self.select(account_id)
+        for column, value in equal_to.items():
+            if value is not None:
+                stmt = stmt.where(getattr(self.model, column) == value)
+        return stmt
+
     async def find(self, session: AsyncSession, account_id: uuid.UUID, row_id: uuid.UUID) -> M | None:
         row: M | None = await session.scalar(self.select(account_id).where(self.model.id == row_id))
         return row

@@ -48,20 +48,15 @@ class QuoteRepository(AccountScopedRepository[Quote]):
         region: str | None = None,
         marketplace: str | None = None,
     ) -> Select[Quote]:
-        stmt = self.select(account_id)
-        if item_id is not None:
-            stmt = stmt.where(Quote.item_id == item_id)
-        if store_id is not None:
-            stmt = stmt.where(Quote.store_id == store_id)
-        if status is not None:
-            stmt = stmt.where(Quote.status == status)
-        if scope_type is not None:
-            stmt = stmt.where(Quote.scope_type == scope_type)
-        if region is not None:
-            stmt = stmt.where(Quote.region == region)
-        if marketplace is not None:
-            stmt = stmt.where(Quote.marketplace == marketplace)
-        return stmt
+        return self.select_matching(
+            account_id,
+            item_id=item_id,
+            store_id=store_id,
+            status=status,
+            scope_type=scope_type,
+            region=region,
+            marketplace=marketplace,
+        )
 
     async def resolve(
         self,

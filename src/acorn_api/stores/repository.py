@@ -26,17 +26,9 @@ class StoreRepository(AccountScopedRepository[Store]):
         vendor_code: str | None = None,
         code: str | None = None,
     ) -> Select[Store]:
-        stmt = self.select(account_id)
-        if status is not None:
-            stmt = stmt.where(Store.status == status)
-        if region is not None:
-            stmt = stmt.where(Store.region == region)
-        if marketplace is not None:
-            stmt = stmt.where(Store.marketplace == marketplace)
+        stmt = self.select_matching(account_id, status=status, region=region, marketplace=marketplace, code=code)
         if vendor_code is not None:
             stmt = stmt.where(Store.vendor_codes.contains([vendor_code]))
-        if code is not None:
-            stmt = stmt.where(Store.code == code)
         return stmt
 
     async def code_taken(

@@ -140,14 +140,7 @@ class SyncRunRepository(AccountScopedRepository[SyncRun]):
         kind: str | None = None,
         status: str | None = None,
     ) -> Select[SyncRun]:
-        stmt = self.select(account_id)
-        if connection_id is not None:
-            stmt = stmt.where(SyncRun.connection_id == connection_id)
-        if kind is not None:
-            stmt = stmt.where(SyncRun.kind == kind)
-        if status is not None:
-            stmt = stmt.where(SyncRun.status == status)
-        return stmt
+        return self.select_matching(account_id, connection_id=connection_id, kind=kind, status=status)
 
     async def find_for_update(self, session: AsyncSession, account_id: uuid.UUID, run_id: uuid.UUID) -> SyncRun | None:
         row: SyncRun | None = await session.scalar(
@@ -644,12 +637,7 @@ class InvoiceSubmissionRepository(AccountScopedRepository[InvoiceSubmission]):
     def filtered(
         self, account_id: uuid.UUID, *, connection_id: uuid.UUID | None = None, status: str | None = None
     ) -> Select[InvoiceSubmission]:
-        stmt = self.select(account_id)
-        if connection_id is not None:
-            stmt = stmt.where(InvoiceSubmission.connection_id == connection_id)
-        if status is not None:
-            stmt = stmt.where(InvoiceSubmission.status == status)
-        return stmt
+        return self.select_matching(account_id, connection_id=connection_id, status=status)
 
     async def number_taken(
         self, session: AsyncSession, account_id: uuid.UUID, connection_id: uuid.UUID, number: str
