@@ -32,9 +32,9 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import asyncpg
 import httpx
-from sqlalchemy.engine import make_url
+
+from acorn_api.migrate import scratch_database
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
@@ -86,28 +86,6 @@ def _free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
-
-
-async def _admin(url: str, sql: str) -> None:
-    conn = await asyncpg.connect(make_url(url).set(drivername="postgresql").render_as_string(hide_password=False))
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
-@contextlib.contextmanager
-def _database(admin_url: str) -> Iterator[str]:
-    from acorn_api.migrate import upgrade
-
-    name = f"acorn_bench_auth_{secrets.token_hex(4)}"
-    asyncio.run(_admin(admin_url, f'CREATE DATABASE "{name}"'))
-    url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    try:
-        upgrade(url, "heads")
-        yield url
-    finally:
-        asyncio.run(_admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @contextlib.contextmanager
@@ -278,7 +256,10 @@ def main() -> None:
     from acorn_api.settings import Settings
 
     prefix = f"acorn-bench-{secrets.token_hex(4)}"
-    with _database(args.database_url) as database_url, tempfile.TemporaryDirectory() as tmp:
+    with (
+        scratch_database(args.database_url, prefix="acorn_bench_auth") as database_url,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
         env = {
             **os.environ,
             "ACORN_ENVIRONMENT": "development",

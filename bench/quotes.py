@@ -39,6 +39,8 @@ import asyncpg
 import httpx
 from sqlalchemy.engine import make_url
 
+from acorn_api.migrate import scratch_database
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
@@ -64,28 +66,6 @@ def serve(port: int) -> None:
 
 def _dsn(url: str) -> str:
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-async def _admin(url: str, sql: str) -> None:
-    conn = await asyncpg.connect(_dsn(url))
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
-@contextlib.contextmanager
-def _database(admin_url: str) -> Iterator[str]:
-    from acorn_api.migrate import upgrade
-
-    name = f"acorn_bench_quotes_{secrets.token_hex(4)}"
-    asyncio.run(_admin(admin_url, f'CREATE DATABASE "{name}"'))
-    url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    try:
-        upgrade(url, "heads")
-        yield url
-    finally:
-        asyncio.run(_admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 def _free_port() -> int:
@@ -321,7 +301,7 @@ def main() -> None:
         serve(args.port)
         return
 
-    with _database(args.database_url) as url:
+    with scratch_database(args.database_url, prefix="acorn_bench_quotes") as url:
         account_id, key, item_ids, store_ids, load_s = asyncio.run(load(url, args.items, args.stores))
         total = args.items * (args.stores + 2)
         print(f"loaded {total:,} quotes ({args.items:,} items x {args.stores} stores + 2 defaults) in {load_s:.1f} s")

@@ -33,13 +33,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 from arq import create_pool
 from arq.connections import ArqRedis, RedisSettings
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from acorn_api.migrate import execute_as_admin
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
@@ -90,14 +91,6 @@ async def simulator(config: SimulatorConfig) -> AsyncIterator[str]:
     finally:
         process.terminate()
         process.wait(15)
-
-
-async def admin(url: str, sql: str) -> None:
-    connection = await asyncpg.connect(make_url(url).set(drivername="postgresql").render_as_string(hide_password=False))
-    try:
-        await connection.execute(sql)
-    finally:
-        await connection.close()
 
 
 CONNECTION = {
@@ -190,7 +183,7 @@ def report(result: Phase, expected: int) -> str:
 
 async def bench(args: argparse.Namespace) -> None:
     name = f"acorn_bench_sync_{os.getpid()}_{secrets.token_hex(3)}"
-    await admin(args.database_url, f'CREATE DATABASE "{name}"')
+    await execute_as_admin(args.database_url, f'CREATE DATABASE "{name}"')
     database_url = make_url(args.database_url).set(database=name).render_as_string(hide_password=False)
     tag = secrets.token_hex(3)
     settings = Settings(
@@ -261,7 +254,7 @@ async def bench(args: argparse.Namespace) -> None:
         if keys:
             await redis.delete(*keys)
         await redis.aclose()
-        await admin(args.database_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await execute_as_admin(args.database_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def main() -> None:

@@ -8,7 +8,6 @@ runs inside a transaction that is rolled back (the app's commits become savepoin
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import secrets
@@ -19,20 +18,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 from arq import create_pool
 from arq.connections import ArqRedis, RedisSettings
 from fastapi import FastAPI
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from acorn_api.accounts.scopes import Role
 from acorn_api.accounts.service import create_account, issue_api_key
 from acorn_api.core.db import Resources, make_engine, make_sessionmaker
 from acorn_api.main import create_app
-from acorn_api.migrate import upgrade
+from acorn_api.migrate import scratch_database
 from acorn_api.settings import Settings, to_async_database_url
 
 
@@ -40,10 +37,6 @@ from acorn_api.settings import Settings, to_async_database_url
 class ServerUrls:
     admin_database_url: str  # a database we may CREATE DATABASE from
     redis_url: str
-
-
-def _asyncpg_dsn(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 @pytest.fixture(scope="session")
@@ -62,26 +55,9 @@ def server_urls() -> Iterator[ServerUrls]:
         yield ServerUrls(database_url or urls.database_url, redis_url or urls.redis_url)
 
 
-async def _admin(url: str, sql: str) -> None:
-    connection = await asyncpg.connect(_asyncpg_dsn(url))
-    try:
-        await connection.execute(sql)
-    finally:
-        await connection.close()
-
-
-@contextlib.contextmanager
-def fresh_database(admin_url: str, *, migrate: bool = True) -> Iterator[str]:
+def fresh_database(admin_url: str, *, migrate: bool = True) -> contextlib.AbstractContextManager[str]:
     """A new, empty (or migrated) database for the duration of the block; dropped afterwards."""
-    name = f"acorn_test_{os.getpid()}_{secrets.token_hex(4)}"
-    asyncio.run(_admin(admin_url, f'CREATE DATABASE "{name}"'))
-    url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    try:
-        if migrate:
-            upgrade(url, "heads")
-        yield url
-    finally:
-        asyncio.run(_admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    return scratch_database(admin_url, prefix="acorn_test", migrate=migrate)
 
 
 @pytest.fixture(scope="session")

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import os
+import secrets
+from collections.abc import Iterator
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy.engine import make_url
 
 from acorn_api.settings import to_async_database_url
 
@@ -32,3 +38,29 @@ def upgrade(database_url: str, revision: str = "head") -> None:
 
 def downgrade(database_url: str, revision: str) -> None:
     command.downgrade(alembic_config(database_url), revision)
+
+
+async def execute_as_admin(admin_url: str, sql: str) -> None:
+    """Run one statement (CREATE/DROP DATABASE) on its own connection, outside any transaction."""
+    import asyncpg
+
+    dsn = make_url(admin_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    connection = await asyncpg.connect(dsn)
+    try:
+        await connection.execute(sql)
+    finally:
+        await connection.close()
+
+
+@contextlib.contextmanager
+def scratch_database(admin_url: str, *, prefix: str, migrate: bool = True) -> Iterator[str]:
+    """A new database (migrated to head unless told otherwise) for tests and benchmarks; dropped afterwards."""
+    name = f"{prefix}_{os.getpid()}_{secrets.token_hex(4)}"
+    asyncio.run(execute_as_admin(admin_url, f'CREATE DATABASE "{name}"'))
+    url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    try:
+        if migrate:
+            upgrade(url)
+        yield url
+    finally:
+        asyncio.run(execute_as_admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
