@@ -45,14 +45,14 @@ from acorn_api.migrate import execute_as_admin
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from acorn_api.amazon import sync  # noqa: E402
+from acorn_api.amazon.client import RetryPolicy  # noqa: E402
+from acorn_api.amazon.lwa import LwaTokenCache  # noqa: E402
 from acorn_api.core.db import Resources, make_engine, make_sessionmaker  # noqa: E402
 from acorn_api.main import create_app  # noqa: E402
 from acorn_api.migrate import upgrade  # noqa: E402
 from acorn_api.settings import Settings  # noqa: E402
-from acorn_api.vendor import sync  # noqa: E402
-from acorn_api.vendor.client import RetryPolicy  # noqa: E402
-from acorn_api.vendor.lwa import LwaTokenCache  # noqa: E402
-from acorn_api.vendor.simulator import FaultConfig, SimulatorConfig  # noqa: E402
+from acorn_sim import FaultConfig, SimulatorConfig  # noqa: E402
 
 RATE, BURST = 10.0, 10
 ANCHOR = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -71,7 +71,7 @@ async def simulator(config: SimulatorConfig) -> AsyncIterator[str]:
     port = sock.getsockname()[1]
     sock.close()
     code = (
-        "import sys; from acorn_api.vendor.simulator import SimulatorConfig, create_simulator_app; import uvicorn; "
+        "import sys; from acorn_sim import SimulatorConfig, create_simulator_app; import uvicorn; "
         "uvicorn.run(create_simulator_app(SimulatorConfig.model_validate_json(sys.argv[1])), host='127.0.0.1', "
         f"port={port}, log_level='warning')"
     )

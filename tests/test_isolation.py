@@ -107,7 +107,7 @@ async def _sync_run(client: httpx.AsyncClient, tenant: Tenant) -> str:
 
 
 # Path parameter name → how to create one such object for account B. Add yours next to your resource.
-# po_number and document_id need a sync against the simulator; tests/vendor/test_purchase_orders.py checks
+# po_number and document_id need a sync against the simulator; tests/amazon/test_purchase_orders.py checks
 # that another account sees neither.
 ID_FACTORIES: dict[str, IdFactory] = {
     "store_id": _store,

@@ -128,8 +128,8 @@ def create_account_command(
 
 
 async def _reencrypt(settings: Settings) -> int:
+    from acorn_api.amazon.jobs import reencrypt_connection_secrets
     from acorn_api.core.db import make_engine, make_sessionmaker
-    from acorn_api.vendor.jobs import reencrypt_connection_secrets
 
     engine = make_engine(settings, pool_size=1, max_overflow=0)
     try:
@@ -168,7 +168,7 @@ def simulator(
     purchase_orders: Annotated[int, typer.Option(help="how many purchase orders to generate")] = 500,
 ) -> None:
     """Run the SP-API simulator that stands in for Amazon."""
-    from acorn_api.vendor.simulator import SimulatorConfig, run_simulator
+    from acorn_sim import SimulatorConfig, run_simulator
 
     run_simulator(host, port, SimulatorConfig(seed=seed, purchase_orders=purchase_orders))
 

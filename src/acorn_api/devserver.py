@@ -105,8 +105,8 @@ async def _run(settings: Settings, host: str, port: int, data_dir: Path) -> None
     from arq.worker import Worker
 
     from acorn_api.main import create_app
-    from acorn_api.vendor.simulator import SimulatorConfig, create_simulator_app
     from acorn_api.worker import worker_settings
+    from acorn_sim import SimulatorConfig, create_simulator_app
 
     class _Embedded(uvicorn.Server):
         """A second server in this process: the API server owns Ctrl-C."""

@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from acorn_api import health
 from acorn_api.accounts.oauth_router import router as oauth_router
 from acorn_api.accounts.router import router as accounts_router
+from acorn_api.amazon.router import router as vendor_router
 from acorn_api.catalog.router import router as items_router
 from acorn_api.core import errors
 from acorn_api.core.db import Resources, make_engine, make_sessionmaker
@@ -28,7 +29,6 @@ from acorn_api.quotes.router import prices_router
 from acorn_api.quotes.router import router as quotes_router
 from acorn_api.settings import Settings, get_settings
 from acorn_api.stores.router import router as stores_router
-from acorn_api.vendor.router import router as vendor_router
 
 API_DESCRIPTION = """\
 ACORN API runs the back office of brands that sell to Amazon as Vendors (1P): purchase orders,

@@ -4,24 +4,24 @@ from __future__ import annotations
 
 from acorn_api.accounts import audit as accounts_audit
 from acorn_api.accounts import models as accounts_models
+from acorn_api.amazon import models as amazon_models
 from acorn_api.catalog import models as catalog_models
 from acorn_api.core import idempotency
 from acorn_api.core.models import Base
 from acorn_api.ledger import archive as ledger_archive
 from acorn_api.quotes import models as quotes_models
 from acorn_api.stores import models as stores_models
-from acorn_api.vendor import models as vendor_models
 
 metadata = Base.metadata
 
 __all__ = [
     "accounts_audit",
     "accounts_models",
+    "amazon_models",
     "catalog_models",
     "idempotency",
     "ledger_archive",
     "metadata",
     "quotes_models",
     "stores_models",
-    "vendor_models",
 ]

@@ -8,13 +8,13 @@ from arq import cron
 from arq.connections import RedisSettings
 from arq.typing import WorkerCoroutine
 
+from acorn_api.amazon import jobs as vendor_jobs
 from acorn_api.core.db import make_engine, make_sessionmaker
 from acorn_api.core.idempotency import purge_expired
 from acorn_api.core.jobs import job_session
 from acorn_api.core.logging import configure_logging
 from acorn_api.quotes import jobs as quotes_jobs
 from acorn_api.settings import Settings, get_settings
-from acorn_api.vendor import jobs as vendor_jobs
 
 
 async def purge_idempotency_keys(ctx: dict[str, Any]) -> int:

@@ -19,11 +19,10 @@ from arq.connections import ArqRedis
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from acorn_api.amazon import sync
+from acorn_api.amazon.models import PurchaseOrder, PurchaseOrderItem, SyncRun
 from acorn_api.settings import Settings
-from acorn_api.vendor import sync
-from acorn_api.vendor.models import PurchaseOrder, PurchaseOrderItem, SyncRun
-from tests.conftest import AccountFactory, Tenant
-from tests.vendor.test_sync_support import (
+from tests.amazon.test_sync_support import (
     connection_body,
     expected_orders,
     range_body,
@@ -32,6 +31,7 @@ from tests.vendor.test_sync_support import (
     stored_orders,
     sync_context,
 )
+from tests.conftest import AccountFactory, Tenant
 
 pytestmark = [pytest.mark.committing, pytest.mark.slow]
 

@@ -8,18 +8,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 
-from acorn_api.core.db import Resources, Session, get_resources
-from acorn_api.core.deps import AppSettings
-from acorn_api.core.errors import problems
-from acorn_api.core.http import IfMatch
-from acorn_api.core.idempotency import IdempotencyDep
-from acorn_api.core.money import Money
-from acorn_api.core.pagination import Page, Pagination
-from acorn_api.core.time import UTCDateTime
-from acorn_api.vendor import service
-from acorn_api.vendor.auth import ConnectionsRead, ConnectionsWrite, LedgerRead, SyncRun
-from acorn_api.vendor.models import InvoiceSubmission, PurchaseOrder, PurchaseOrderItem, VendorConnection
-from acorn_api.vendor.schemas import (
+from acorn_api.amazon import service
+from acorn_api.amazon.auth import ConnectionsRead, ConnectionsWrite, LedgerRead, SyncRun
+from acorn_api.amazon.models import InvoiceSubmission, PurchaseOrder, PurchaseOrderItem, VendorConnection
+from acorn_api.amazon.schemas import (
     ConnectionCreate,
     ConnectionDeleted,
     ConnectionOut,
@@ -40,6 +32,14 @@ from acorn_api.vendor.schemas import (
     SyncStatus,
     Window,
 )
+from acorn_api.core.db import Resources, Session, get_resources
+from acorn_api.core.deps import AppSettings
+from acorn_api.core.errors import problems
+from acorn_api.core.http import IfMatch
+from acorn_api.core.idempotency import IdempotencyDep
+from acorn_api.core.money import Money
+from acorn_api.core.pagination import Page, Pagination
+from acorn_api.core.time import UTCDateTime
 
 router = APIRouter()
 Resourced = Annotated[Resources, Depends(get_resources)]

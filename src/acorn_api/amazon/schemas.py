@@ -10,11 +10,11 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from acorn_api.amazon.schedule import DEFAULT_SCHEDULE, check_schedule
 from acorn_api.core.money import Amount, CurrencyCode, Money
 from acorn_api.core.regions import Marketplace, Region
 from acorn_api.core.time import UTCDateTime
 from acorn_api.stores.schemas import VendorCode, VendorCodes
-from acorn_api.vendor.schedule import DEFAULT_SCHEDULE, check_schedule
 
 
 class ConnectionStatus(StrEnum):

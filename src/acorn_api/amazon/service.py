@@ -17,6 +17,28 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from acorn_api.accounts import audit
 from acorn_api.accounts.auth import Caller
+from acorn_api.amazon import crypto
+from acorn_api.amazon.client import RetryPolicy, format_datetime
+from acorn_api.amazon.errors import SpApiError
+from acorn_api.amazon.lwa import LwaTokenCache
+from acorn_api.amazon.models import (
+    InvoiceSubmission,
+    PurchaseOrder,
+    PurchaseOrderItem,
+    Shipment,
+    SyncRun,
+    VendorConnection,
+)
+from acorn_api.amazon.repository import connections, invoice_submissions, purchase_orders, shipments, sync_runs
+from acorn_api.amazon.schedule import next_run
+from acorn_api.amazon.schemas import (
+    ConnectionCreate,
+    ConnectionUpdate,
+    InvoiceSubmissionCreate,
+    SyncKind,
+    SyncRunCreate,
+)
+from acorn_api.amazon.sync import INCREMENTAL_OVERLAP, INITIAL_LOOKBACK, make_client
 from acorn_api.core.errors import Conflict, NotFound, field_error
 from acorn_api.core.jobs import enqueue_after_commit
 from acorn_api.core.money import quantize
@@ -25,28 +47,6 @@ from acorn_api.core.time import utcnow
 from acorn_api.core.versioning import require_version
 from acorn_api.ledger.archive import RawDocument, decompress, raw_documents
 from acorn_api.settings import Settings
-from acorn_api.vendor import crypto
-from acorn_api.vendor.client import RetryPolicy, format_datetime
-from acorn_api.vendor.errors import SpApiError
-from acorn_api.vendor.lwa import LwaTokenCache
-from acorn_api.vendor.models import (
-    InvoiceSubmission,
-    PurchaseOrder,
-    PurchaseOrderItem,
-    Shipment,
-    SyncRun,
-    VendorConnection,
-)
-from acorn_api.vendor.repository import connections, invoice_submissions, purchase_orders, shipments, sync_runs
-from acorn_api.vendor.schedule import next_run
-from acorn_api.vendor.schemas import (
-    ConnectionCreate,
-    ConnectionUpdate,
-    InvoiceSubmissionCreate,
-    SyncKind,
-    SyncRunCreate,
-)
-from acorn_api.vendor.sync import INCREMENTAL_OVERLAP, INITIAL_LOOKBACK, make_client
 
 ROTATION_WARNING_DAYS = 14
 RUN_SYNC_JOB = "run_sync"

@@ -20,13 +20,13 @@ from redis.asyncio import Redis
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from acorn_api.amazon.client import RetryPolicy
+from acorn_api.amazon.lwa import LwaTokenCache
+from acorn_api.amazon.models import PurchaseOrder, PurchaseOrderItem
+from acorn_api.amazon.sync import SyncContext
 from acorn_api.settings import Settings
-from acorn_api.vendor.client import RetryPolicy
-from acorn_api.vendor.lwa import LwaTokenCache
-from acorn_api.vendor.models import PurchaseOrder, PurchaseOrderItem
-from acorn_api.vendor.simulator import SimulatorConfig, create_simulator_app
-from acorn_api.vendor.simulator.app import Simulator
-from acorn_api.vendor.sync import SyncContext
+from acorn_sim import SimulatorConfig, create_simulator_app
+from acorn_sim.app import Simulator
 
 ANCHOR = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 #: fast retries so fault storms finish quickly; a short timeout so injected timeouts cost little

@@ -13,10 +13,9 @@ import pytest
 from arq.connections import ArqRedis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from acorn_api.amazon import jobs, sync
 from acorn_api.settings import Settings
-from acorn_api.vendor import jobs, sync
-from tests.conftest import AccountFactory, Tenant
-from tests.vendor.test_sync_support import (
+from tests.amazon.test_sync_support import (
     ANCHOR,
     FAST_RETRY,
     Served,
@@ -26,6 +25,7 @@ from tests.vendor.test_sync_support import (
     sim_config,
     sync_context,
 )
+from tests.conftest import AccountFactory, Tenant
 
 pytestmark = pytest.mark.committing
 

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 from authlib.deprecate import AuthlibDeprecationWarning  # type: ignore[import-untyped,unused-ignore]
 
-from acorn_api.vendor.errors import LwaAuthError, LwaUnavailable
+from acorn_api.amazon.errors import LwaAuthError, LwaUnavailable
 
 with warnings.catch_warnings():
     # authlib >= 1.7 prefers the "httpx2" package and warns when it falls back to httpx; the

@@ -12,7 +12,7 @@ from jsonschema import Draft4Validator, Draft7Validator, FormatChecker
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SHARED_MODELS = (REPO_ROOT / ".." / "shared" / "sp-api-models").resolve()
-VENDORED_MODELS = REPO_ROOT / "src" / "acorn_api" / "vendor" / "simulator" / "spec"
+VENDORED_MODELS = REPO_ROOT / "src" / "acorn_sim" / "spec"
 MODELS_DIR = SHARED_MODELS if SHARED_MODELS.is_dir() else VENDORED_MODELS
 
 LWA_FORM = {

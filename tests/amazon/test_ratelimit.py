@@ -12,7 +12,7 @@ import pytest
 import pytest_asyncio
 from redis.asyncio import Redis
 
-from acorn_api.vendor.ratelimit import DEFAULT_PLANS, RatePlan, RedisTokenBucket
+from acorn_api.amazon.ratelimit import DEFAULT_PLANS, RatePlan, RedisTokenBucket
 
 
 @pytest.fixture

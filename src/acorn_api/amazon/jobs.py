@@ -13,17 +13,17 @@ from typing import Any
 import httpx
 import structlog
 
+from acorn_api.amazon import crypto, service
+from acorn_api.amazon.client import RetryPolicy
+from acorn_api.amazon.errors import SpApiError
+from acorn_api.amazon.lwa import LwaTokenCache
+from acorn_api.amazon.models import VendorConnection
+from acorn_api.amazon.repository import connections, invoice_submissions
+from acorn_api.amazon.sync import SyncContext, execute, make_client, recover_stale
 from acorn_api.core.jobs import job_session
 from acorn_api.core.time import utcnow
 from acorn_api.ledger.archive import raw_documents
 from acorn_api.settings import Settings
-from acorn_api.vendor import crypto, service
-from acorn_api.vendor.client import RetryPolicy
-from acorn_api.vendor.errors import SpApiError
-from acorn_api.vendor.lwa import LwaTokenCache
-from acorn_api.vendor.models import VendorConnection
-from acorn_api.vendor.repository import connections, invoice_submissions
-from acorn_api.vendor.sync import SyncContext, execute, make_client, recover_stale
 
 log = structlog.get_logger(__name__)
 

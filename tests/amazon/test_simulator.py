@@ -18,10 +18,10 @@ import httpx
 import pytest
 import uvicorn
 
-from acorn_api.vendor.simulator import FaultConfig, SimulatorConfig, create_simulator_app
-from acorn_api.vendor.simulator.ratelimit import TokenBucket
-from acorn_api.vendor.simulator.sandbox import examples
-from acorn_api.vendor.simulator.specs import OPERATIONS, SPEC_FILES, find_operation, spec_bytes
+from acorn_sim import FaultConfig, SimulatorConfig, create_simulator_app
+from acorn_sim.ratelimit import TokenBucket
+from acorn_sim.sandbox import examples
+from acorn_sim.specs import OPERATIONS, SPEC_FILES, find_operation, spec_bytes
 
 from .simulator_helpers import (
     LWA_FORM,

@@ -9,9 +9,9 @@ import httpx
 import pytest
 import respx
 
-from acorn_api.vendor.errors import LwaAuthError, LwaUnavailable
-from acorn_api.vendor.lwa import AuthlibLwaExchanger, LwaCredentials, LwaToken, LwaTokenCache
-from acorn_api.vendor.regions import LWA_TOKEN_URL
+from acorn_api.amazon.errors import LwaAuthError, LwaUnavailable
+from acorn_api.amazon.lwa import AuthlibLwaExchanger, LwaCredentials, LwaToken, LwaTokenCache
+from acorn_api.amazon.regions import LWA_TOKEN_URL
 
 CREDS = LwaCredentials(client_id="amzn1.app.client", client_secret="s3cret", refresh_token="Atzr|refresh")
 

@@ -20,12 +20,12 @@ import pytest_asyncio
 import uvicorn
 from redis.asyncio import Redis
 
-from acorn_api.vendor.client import CallStats, ConnectionCredentials, RetryPolicy, SpApiClient
-from acorn_api.vendor.errors import SpApiThrottled
-from acorn_api.vendor.lwa import LwaTokenCache
-from acorn_api.vendor.ratelimit import DEFAULT_PLANS, RatePlan, RedisTokenBucket
-from acorn_api.vendor.regions import Region
-from acorn_api.vendor.simulator import FaultConfig, SimulatorConfig, create_simulator_app
+from acorn_api.amazon.client import CallStats, ConnectionCredentials, RetryPolicy, SpApiClient
+from acorn_api.amazon.errors import SpApiThrottled
+from acorn_api.amazon.lwa import LwaTokenCache
+from acorn_api.amazon.ratelimit import DEFAULT_PLANS, RatePlan, RedisTokenBucket
+from acorn_api.amazon.regions import Region
+from acorn_sim import FaultConfig, SimulatorConfig, create_simulator_app
 
 ANCHOR = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 

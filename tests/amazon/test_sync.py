@@ -14,13 +14,12 @@ from arq.connections import ArqRedis
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from acorn_api.amazon import sync
+from acorn_api.amazon.models import PurchaseOrder, PurchaseOrderItem, Shipment, SyncRun
 from acorn_api.ledger.archive import RawDocument
 from acorn_api.settings import Settings
-from acorn_api.vendor import sync
-from acorn_api.vendor.models import PurchaseOrder, PurchaseOrderItem, Shipment, SyncRun
-from acorn_api.vendor.simulator import FaultConfig
-from tests.conftest import AccountFactory, Tenant
-from tests.vendor.test_sync_support import (
+from acorn_sim import FaultConfig
+from tests.amazon.test_sync_support import (
     ANCHOR,
     Served,
     connection_body,
@@ -31,6 +30,7 @@ from tests.vendor.test_sync_support import (
     stored_orders,
     sync_context,
 )
+from tests.conftest import AccountFactory, Tenant
 
 pytestmark = pytest.mark.committing
 
@@ -400,8 +400,8 @@ async def test_the_scheduler_queues_only_connections_that_are_due(
     sim: Served,
     committing_sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
-    from acorn_api.vendor import service
-    from acorn_api.vendor.models import VendorConnection
+    from acorn_api.amazon import service
+    from acorn_api.amazon.models import VendorConnection
 
     due = await add_connection(committing_client, tenant, sim, sync_schedule="PT30M")
     later = await add_connection(committing_client, tenant, sim, sync_schedule="PT30M")

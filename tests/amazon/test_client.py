@@ -18,7 +18,7 @@ import pytest_asyncio
 import respx
 from redis.asyncio import Redis
 
-from acorn_api.vendor.client import (
+from acorn_api.amazon.client import (
     USER_AGENT,
     CallStats,
     ConnectionCredentials,
@@ -27,7 +27,7 @@ from acorn_api.vendor.client import (
     format_datetime,
     split_windows,
 )
-from acorn_api.vendor.errors import (
+from acorn_api.amazon.errors import (
     SpApiBadRequest,
     SpApiMalformedResponse,
     SpApiNotFound,
@@ -36,9 +36,9 @@ from acorn_api.vendor.errors import (
     SpApiTimeout,
     SpApiUnauthorized,
 )
-from acorn_api.vendor.lwa import LwaTokenCache
-from acorn_api.vendor.ratelimit import DEFAULT_PLANS, RatePlan, RedisTokenBucket
-from acorn_api.vendor.regions import (
+from acorn_api.amazon.lwa import LwaTokenCache
+from acorn_api.amazon.ratelimit import DEFAULT_PLANS, RatePlan, RedisTokenBucket
+from acorn_api.amazon.regions import (
     LWA_TOKEN_URL,
     Region,
     api_base_url,
@@ -46,7 +46,7 @@ from acorn_api.vendor.regions import (
     marketplace_id,
     region_for_marketplace,
 )
-from acorn_api.vendor.wire import PurchaseOrder, ResumePoint
+from acorn_api.amazon.wire import PurchaseOrder, ResumePoint
 
 HOST = "sellingpartnerapi-na.amazon.com"
 BASE = f"https://{HOST}"
@@ -778,7 +778,7 @@ async def test_run_report_cancelled_and_fatal(h: Harness) -> None:
 
 @pytest.mark.asyncio
 async def test_report_document_download_retries_5xx_and_rejects_bad_gzip(h: Harness) -> None:
-    from acorn_api.vendor.wire import ReportDocument
+    from acorn_api.amazon.wire import ReportDocument
 
     client = h.client(retry=RetryPolicy(max_attempts=2, base_delay=0.01))
     doc = ReportDocument(report_document_id="d", url="https://example.com/d", compression_algorithm="GZIP")

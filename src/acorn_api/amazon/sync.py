@@ -31,18 +31,18 @@ from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from acorn_api.amazon import crypto
+from acorn_api.amazon.client import CallStats, ConnectionCredentials, RetryPolicy, SpApiClient
+from acorn_api.amazon.errors import LwaAuthError, SpApiError, SpApiUnauthorized
+from acorn_api.amazon.lwa import LwaTokenCache
+from acorn_api.amazon.models import SyncRun, VendorConnection
+from acorn_api.amazon.ratelimit import RatePlan, RedisTokenBucket
+from acorn_api.amazon.regions import Region
+from acorn_api.amazon.repository import UpsertCounts, connections, purchase_orders, shipments, sync_runs
+from acorn_api.amazon.wire import Page, PurchaseOrder, PurchaseOrderStatus, ResumePoint, Shipment
 from acorn_api.core.time import utcnow
 from acorn_api.ledger.archive import raw_documents
 from acorn_api.settings import Settings
-from acorn_api.vendor import crypto
-from acorn_api.vendor.client import CallStats, ConnectionCredentials, RetryPolicy, SpApiClient
-from acorn_api.vendor.errors import LwaAuthError, SpApiError, SpApiUnauthorized
-from acorn_api.vendor.lwa import LwaTokenCache
-from acorn_api.vendor.models import SyncRun, VendorConnection
-from acorn_api.vendor.ratelimit import RatePlan, RedisTokenBucket
-from acorn_api.vendor.regions import Region
-from acorn_api.vendor.repository import UpsertCounts, connections, purchase_orders, shipments, sync_runs
-from acorn_api.vendor.wire import Page, PurchaseOrder, PurchaseOrderStatus, ResumePoint, Shipment
 
 log = structlog.get_logger(__name__)
 

@@ -18,12 +18,11 @@ from arq.worker import Worker
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from acorn_api.amazon.jobs import SYNC_OPTIONS_KEY
+from acorn_api.amazon.models import VendorConnection
 from acorn_api.settings import Settings
-from acorn_api.vendor.jobs import SYNC_OPTIONS_KEY
-from acorn_api.vendor.models import VendorConnection
 from acorn_api.worker import worker_settings
-from tests.conftest import AccountFactory
-from tests.vendor.test_sync_support import (
+from tests.amazon.test_sync_support import (
     ANCHOR,
     FAST_RETRY,
     connection_body,
@@ -33,6 +32,7 @@ from tests.vendor.test_sync_support import (
     sim_config,
     stored_orders,
 )
+from tests.conftest import AccountFactory
 
 pytestmark = pytest.mark.committing
 

@@ -18,8 +18,7 @@ import orjson
 from sqlalchemy import Select, case, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from acorn_api.core.repository import AccountScopedRepository
-from acorn_api.vendor.models import (
+from acorn_api.amazon.models import (
     ACTIVE_SYNC_STATUSES,
     InvoiceSubmission,
     PurchaseOrder,
@@ -28,6 +27,7 @@ from acorn_api.vendor.models import (
     SyncRun,
     VendorConnection,
 )
+from acorn_api.core.repository import AccountScopedRepository
 
 
 def _json(rows: Sequence[dict[str, Any]]) -> str:

@@ -15,12 +15,12 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from acorn_api.accounts.scopes import Role
+from acorn_api.amazon import crypto
+from acorn_api.amazon.jobs import reencrypt_connection_secrets
+from acorn_api.amazon.models import VendorConnection
 from acorn_api.settings import Settings
-from acorn_api.vendor import crypto
-from acorn_api.vendor.jobs import reencrypt_connection_secrets
-from acorn_api.vendor.models import VendorConnection
+from tests.amazon.test_sync_support import Served, connection_body, served, sim_config
 from tests.conftest import AccountFactory, Tenant
-from tests.vendor.test_sync_support import Served, connection_body, served, sim_config
 
 SECRETS = ("sim-client", "sim-secret", "Atzr|sim-refresh")
 

@@ -24,7 +24,7 @@ import pydantic_core
 from pydantic import BaseModel, ValidationError
 from redis.asyncio import Redis
 
-from acorn_api.vendor.errors import (
+from acorn_api.amazon.errors import (
     SpApiConnectionError,
     SpApiError,
     SpApiMalformedResponse,
@@ -32,10 +32,10 @@ from acorn_api.vendor.errors import (
     SpApiTimeout,
     SpApiUnauthorized,
 )
-from acorn_api.vendor.lwa import LwaCredentials, LwaTokenCache
-from acorn_api.vendor.ratelimit import RatePlan, RedisTokenBucket
-from acorn_api.vendor.regions import MARKETPLACES, Region, api_base_url, lwa_token_url
-from acorn_api.vendor.wire import (
+from acorn_api.amazon.lwa import LwaCredentials, LwaTokenCache
+from acorn_api.amazon.ratelimit import RatePlan, RedisTokenBucket
+from acorn_api.amazon.regions import MARKETPLACES, Region, api_base_url, lwa_token_url
+from acorn_api.amazon.wire import (
     ApiResult,
     CreateReportResponse,
     GetPurchaseOrderResponse,
