@@ -25,14 +25,31 @@ def database_url() -> str:
     return to_async_database_url(settings.database_url)
 
 
+def include_name(name: str | None, type_: str, parent_names: object) -> bool:
+    """Partitions of a partitioned table (``ledger_entries_p00`` …) are made by migrations, not models."""
+    if type_ == "table" and name is not None:
+        parent, _, suffix = name.rpartition("_p")
+        if parent in target_metadata.tables and suffix.isdigit():
+            return False
+    return True
+
+
 def run_offline() -> None:
-    context.configure(url=database_url(), target_metadata=target_metadata, literal_binds=True, compare_type=True)
+    context.configure(
+        url=database_url(),
+        target_metadata=target_metadata,
+        literal_binds=True,
+        compare_type=True,
+        include_name=include_name,
+    )
     with context.begin_transaction():
         context.run_migrations()
 
 
 def do_run_migrations(connection: Connection) -> None:
-    context.configure(connection=connection, target_metadata=target_metadata, compare_type=True)
+    context.configure(
+        connection=connection, target_metadata=target_metadata, compare_type=True, include_name=include_name
+    )
     with context.begin_transaction():
         context.run_migrations()
 

@@ -17,7 +17,13 @@ from tests.conftest import ServerUrls, fresh_database
 async def _tables(url: str) -> set[str]:
     engine = create_async_engine(to_async_database_url(url))
     async with engine.connect() as conn:
-        rows = await conn.execute(text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'"))
+        # partitions (ledger_entries_p00 …) are not tables of their own in the model
+        rows = await conn.execute(
+            text(
+                "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND NOT c.relispartition"
+            )
+        )
         names = {r[0] for r in rows}
     await engine.dispose()
     return names - {"alembic_version"}
@@ -46,3 +52,19 @@ def test_downgrade_to_base_and_upgrade_again(server_urls: ServerUrls) -> None:
 def test_migration_files_have_one_linear_history(database_url: str) -> None:
     script = ScriptDirectory.from_config(alembic_config(database_url))
     assert len(script.get_heads()) == 1, f"several heads: {script.get_heads()}"
+
+
+def test_ledger_entries_are_hash_partitioned_by_account(database_url: str) -> None:
+    async def partitions() -> list[str]:
+        engine = create_async_engine(to_async_database_url(database_url))
+        async with engine.connect() as conn:
+            strategy = await conn.scalar(text("SELECT pg_get_partkeydef('ledger_entries'::regclass)"))
+            assert strategy == "HASH (account_id)"
+            rows = await conn.execute(
+                text("SELECT inhrelid::regclass::text FROM pg_inherits WHERE inhparent = 'ledger_entries'::regclass")
+            )
+            names = sorted(r[0] for r in rows)
+        await engine.dispose()
+        return names
+
+    assert asyncio.run(partitions()) == [f"ledger_entries_p{i:02d}" for i in range(16)]

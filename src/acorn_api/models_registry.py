@@ -9,8 +9,10 @@ from acorn_api.catalog import models as catalog_models
 from acorn_api.core import idempotency
 from acorn_api.core.models import Base
 from acorn_api.ledger import archive as ledger_archive
+from acorn_api.ledger import models as ledger_models
 from acorn_api.quotes import models as quotes_models
 from acorn_api.stores import models as stores_models
+from acorn_api.webhooks import models as webhooks_models
 
 metadata = Base.metadata
 
@@ -21,7 +23,9 @@ __all__ = [
     "catalog_models",
     "idempotency",
     "ledger_archive",
+    "ledger_models",
     "metadata",
     "quotes_models",
     "stores_models",
+    "webhooks_models",
 ]

@@ -7,7 +7,16 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import DateTime, ForeignKey, MetaData, Numeric, UniqueConstraint, func
+from sqlalchemy import (
+    DateTime,
+    ForeignKey,
+    ForeignKeyConstraint,
+    MetaData,
+    Numeric,
+    PrimaryKeyConstraint,
+    UniqueConstraint,
+    func,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
 
@@ -57,3 +66,34 @@ class TenantMixin(IdMixin, TimestampMixin):
     @declared_attr.directive
     def __table_args__(cls) -> tuple[Any, ...]:
         return (UniqueConstraint("account_id", "id"), *cls.__extra_table_args__)
+
+
+class AccountKeyedMixin(TimestampMixin):
+    """A row of a table built to be distributed: the primary key is ``(account_id, id)``.
+
+    DESIGN.md §5: new tenant tables key on the account first, so a table can be hash-partitioned (or
+    distributed on a Citus-style cluster) by ``account_id`` without a rewrite. Every unique constraint
+    and foreign key of such a table includes ``account_id``.
+    """
+
+    __extra_table_args__: tuple[Any, ...] = ()
+
+    @declared_attr
+    def account_id(cls) -> Mapped[uuid.UUID]:
+        return mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+
+    @declared_attr.directive
+    def __table_args__(cls) -> tuple[Any, ...]:
+        return (PrimaryKeyConstraint("account_id", "id"), *cls.__extra_table_args__)
+
+
+def check_in(column: str, values: tuple[str, ...] | list[str]) -> str:
+    """SQL for a ``CHECK (column IN (...))`` over a status or type vocabulary."""
+    return f"{column} IN ({', '.join(repr(str(v)) for v in values)})"
+
+
+def tenant_fk(columns: list[str], table: str, ondelete: str | None = None) -> ForeignKeyConstraint:
+    """A foreign key that includes ``account_id``: a row can never point at another account's row."""
+    return ForeignKeyConstraint(["account_id", *columns], [f"{table}.account_id", f"{table}.id"], ondelete=ondelete)

@@ -1,0 +1,51 @@
+"""Record an event in the caller's transaction: it exists if and only if the change that caused it commits.
+
+Every domain calls :func:`record` from its service, inside the same session that makes the change; a
+rolled-back change leaves no event. Delivery to webhook endpoints is sent through the same after-commit,
+at-least-once job mechanism as every other job (``core.jobs.enqueue_after_commit``).
+"""
+
+from __future__ import annotations
+
+import uuid
+from enum import StrEnum
+from typing import Any
+
+import orjson
+from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from acorn_api.webhooks.models import Event
+
+
+class EventType(StrEnum):
+    sync_run_succeeded = "sync_run.succeeded"
+    sync_run_failed = "sync_run.failed"
+    connection_credentials_expiring = "connection.credentials_expiring"
+    import_succeeded = "import.succeeded"
+    import_failed = "import.failed"
+    refund_case_created = "refund_case.created"
+    refund_case_needs_review = "refund_case.needs_review"
+    refund_case_deadline_approaching = "refund_case.deadline_approaching"
+    refund_case_status_changed = "refund_case.status_changed"
+    quote_submitted = "quote.submitted"
+    quote_approved = "quote.approved"
+    quote_rejected = "quote.rejected"
+    reconciliation_unexplained_short_payment = "reconciliation.unexplained_short_payment"
+    webhook_endpoint_disabled = "webhook_endpoint.disabled"
+
+
+def _jsonable(data: BaseModel | dict[str, Any]) -> dict[str, Any]:
+    if isinstance(data, BaseModel):
+        return data.model_dump(mode="json")
+    value: dict[str, Any] = orjson.loads(orjson.dumps(data, default=str))
+    return value
+
+
+def record(
+    session: AsyncSession, account_id: uuid.UUID, event_type: EventType, data: BaseModel | dict[str, Any]
+) -> Event:
+    """Add an event to the session's transaction; ``data`` is the resource as the API returns it."""
+    event = Event(id=uuid.uuid4(), account_id=account_id, type=event_type.value, data=_jsonable(data))
+    session.add(event)
+    return event
