@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from alembic import context
+from sqlalchemy import ForeignKeyConstraint
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -25,12 +26,22 @@ def database_url() -> str:
     return to_async_database_url(settings.database_url)
 
 
-def include_name(name: str | None, type_: str, parent_names: object) -> bool:
+def is_partition(name: str | None) -> bool:
     """Partitions of a partitioned table (``ledger_entries_p00`` …) are made by migrations, not models."""
-    if type_ == "table" and name is not None:
-        parent, _, suffix = name.rpartition("_p")
-        if parent in target_metadata.tables and suffix.isdigit():
-            return False
+    if name is None:
+        return False
+    parent, _, suffix = name.rpartition("_p")
+    return parent in target_metadata.tables and suffix.isdigit()
+
+
+def include_name(name: str | None, type_: str, parent_names: object) -> bool:
+    return not (type_ == "table" and is_partition(name))
+
+
+def include_object(obj: object, name: str | None, type_: str, reflected: bool, compare_to: object) -> bool:
+    # PostgreSQL adds one internal foreign key per partition of a partitioned table that is referenced
+    if type_ == "foreign_key_constraint" and reflected and isinstance(obj, ForeignKeyConstraint):
+        return not is_partition(obj.referred_table.name)
     return True
 
 
@@ -41,6 +52,7 @@ def run_offline() -> None:
         literal_binds=True,
         compare_type=True,
         include_name=include_name,
+        include_object=include_object,
     )
     with context.begin_transaction():
         context.run_migrations()
@@ -48,7 +60,11 @@ def run_offline() -> None:
 
 def do_run_migrations(connection: Connection) -> None:
     context.configure(
-        connection=connection, target_metadata=target_metadata, compare_type=True, include_name=include_name
+        connection=connection,
+        target_metadata=target_metadata,
+        compare_type=True,
+        include_name=include_name,
+        include_object=include_object,
     )
     with context.begin_transaction():
         context.run_migrations()
