@@ -263,3 +263,20 @@ def test_the_simulator_command_prints_how_to_connect() -> None:
     finally:
         process.terminate()
         process.wait(10)
+
+
+async def test_concurrent_duplicates_get_409_not_500(
+    committing_client: httpx.AsyncClient, tenant: Tenant, sim: Served
+) -> None:
+    body = connection_body(sim.url, name="Raced")
+    answers = await asyncio.gather(
+        *(committing_client.post("/v1/connections", json=body, headers=tenant.headers()) for _ in range(8))
+    )
+    codes = sorted(a.status_code for a in answers)
+    assert codes == [201] + [409] * 7, [a.text for a in answers if a.status_code not in (201, 409)]
+    connection_id = next(a.json()["id"] for a in answers if a.status_code == 201)
+    invoice = invoice_body(connection_id, sim.simulator.data.orders[0])
+    answers = await asyncio.gather(
+        *(committing_client.post("/v1/invoice-submissions", json=invoice, headers=tenant.headers()) for _ in range(8))
+    )
+    assert sorted(a.status_code for a in answers) == [202] + [409] * 7

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 from redis.asyncio import Redis
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from acorn_api.accounts import audit
@@ -64,6 +65,17 @@ def _name_taken(name: str) -> Conflict:
     )
 
 
+async def _flush_unique_name(session: AsyncSession, name: str) -> None:
+    """Flush; a concurrent request that took the name after our check gets the same 409, not a 500."""
+    try:
+        async with session.begin_nested():
+            await session.flush()
+    except IntegrityError as exc:
+        if "uq_vendor_connections_account_id_name" not in str(exc.orig):
+            raise
+        raise _name_taken(name) from exc
+
+
 def _checked_endpoint(settings: Settings, endpoint: str | None) -> str | None:
     if endpoint is None:
         return None
@@ -102,7 +114,7 @@ async def create_connection(
     )
     _set_credentials(settings, connection, data.client_id, data.client_secret, data.refresh_token)
     connections.add(session, caller.account_id, connection)
-    await session.flush()
+    await _flush_unique_name(session, data.name)
     await session.refresh(connection)
     audit.record(
         session,
@@ -183,7 +195,7 @@ async def update_connection(
         _set_credentials(settings, connection, data.client_id, data.client_secret, data.refresh_token)
     if credentials_changed and connection.status == "error":
         connection.status = "active"
-    await session.flush()
+    await _flush_unique_name(session, connection.name)
     await session.refresh(connection)
     after = audit.snapshot(connection, AUDITED_FIELDS)
     if credentials_changed:
@@ -276,3 +288,16 @@ async def _call_amazon(settings: Settings, redis: Redis, target: ConnectionTarge
         except crypto.SecretsUnreadable as exc:
             return CheckOutcome(False, 0, None, "secrets_unreadable", str(exc))
     return CheckOutcome(True, elapsed(), page.request_id, None, None)
+
+
+async def reencrypt_secrets(session: AsyncSession, settings: Settings) -> int:
+    """Key rotation step 2: rewrite every stored secret under the first configured key (idempotent, system-wide)."""
+    count = 0
+    for account_id, connection_id in await connections.all_ids(session):
+        connection = await connections.get_for_update(session, account_id, connection_id)
+        for column in ("lwa_client_id_encrypted", "lwa_client_secret_encrypted", "lwa_refresh_token_encrypted"):
+            value = getattr(connection, column)
+            if value:
+                setattr(connection, column, crypto.rotate(settings, value))
+        count += 1
+    return count

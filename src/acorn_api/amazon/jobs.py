@@ -12,10 +12,9 @@ from typing import Any
 import httpx
 import structlog
 
-from acorn_api.amazon import connector, crypto, submissions_service, sync_service
+from acorn_api.amazon import connections_service, connector, submissions_service, sync_service
 from acorn_api.amazon.client import RetryPolicy, SpApiClient
 from acorn_api.amazon.connector import ConnectionTarget, make_client
-from acorn_api.amazon.repository import connections
 from acorn_api.amazon.sync import SyncContext, execute, recover_stale
 from acorn_api.core.jobs import job_session
 from acorn_api.settings import Settings
@@ -134,14 +133,5 @@ async def poll_invoice_transaction(ctx: dict[str, Any], account_id: str, submiss
 
 async def reencrypt_connection_secrets(ctx: dict[str, Any]) -> int:
     """Key rotation step 2: rewrite every stored secret under the first configured key (idempotent)."""
-    settings: Settings = ctx["settings"]
     async with job_session(ctx) as session:
-        count = 0
-        for account_id, connection_id in await connections.all_ids(session):
-            connection = await connections.get_for_update(session, account_id, connection_id)
-            for column in ("lwa_client_id_encrypted", "lwa_client_secret_encrypted", "lwa_refresh_token_encrypted"):
-                value = getattr(connection, column)
-                if value:
-                    setattr(connection, column, crypto.rotate(settings, value))
-            count += 1
-        return count
+        return await connections_service.reencrypt_secrets(session, ctx["settings"])

@@ -112,6 +112,8 @@ async def create_invoice_submission(
             invoice_submissions.add(session, caller.account_id, submission)
             await session.flush()
     except IntegrityError as exc:  # a concurrent request took the number between our check and our insert
+        if "uq_invoice_submissions" not in str(exc.orig):
+            raise
         raise _number_taken(data.invoice_number) from exc
     await session.refresh(submission)
     audit.record(
