@@ -195,6 +195,7 @@ async def bench(args: argparse.Namespace) -> None:
         log_json=False,
         log_level="WARNING",
         rate_limit_enabled=False,
+        spapi_allowed_hosts=["127.0.0.1"],  # the simulator it starts
     )
     redis = await create_pool(RedisSettings.from_dsn(args.redis_url), default_queue_name=settings.arq_queue_name)
     engine = make_engine(settings)

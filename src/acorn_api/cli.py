@@ -166,11 +166,25 @@ def simulator(
     port: Annotated[int, typer.Option(help="port to bind")] = 8100,
     seed: Annotated[int, typer.Option(help="seed of the generated data")] = 1,
     purchase_orders: Annotated[int, typer.Option(help="how many purchase orders to generate")] = 500,
+    client_id: Annotated[str, typer.Option(help="LWA client id the simulator accepts")] = "sim-client",
+    client_secret: Annotated[str, typer.Option(help="LWA client secret the simulator accepts")] = "sim-secret",  # noqa: S107 - the simulator's well-known demo value
+    refresh_token: Annotated[str, typer.Option(help="LWA refresh token the simulator accepts")] = "Atzr|sim-refresh",  # noqa: S107 - the simulator's well-known demo value
+    fault_rate: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="share of SP-API calls that fail (429, 5xx, timeouts, ...)")
+    ] = 0.0,
 ) -> None:
-    """Run the SP-API simulator that stands in for Amazon."""
-    from acorn_sim import SimulatorConfig, run_simulator
+    """Run the SP-API simulator that stands in for Amazon; prints its endpoint and LWA credentials."""
+    from acorn_sim import FaultConfig, SimulatorConfig, run_simulator
 
-    run_simulator(host, port, SimulatorConfig(seed=seed, purchase_orders=purchase_orders))
+    config = SimulatorConfig(
+        seed=seed,
+        purchase_orders=purchase_orders,
+        client_id=client_id,
+        client_secret=client_secret,
+        refresh_token=refresh_token,
+        faults=FaultConfig.mixed(fault_rate),
+    )
+    run_simulator(host, port, config)
 
 
 def main() -> None:  # pragma: no cover - console entry

@@ -178,6 +178,10 @@ def run_dev(*, host: str, port: int, data_dir: Path) -> None:
     data_dir.mkdir(parents=True, exist_ok=True)
     # JWT signing keys for dev live (owner-only) beside the data, so tokens survive restarts.
     os.environ.setdefault("ACORN_JWT_KEYS_FILE", str((data_dir / JWT_KEYS_FILE).resolve()))
+    # the demo connection points at the simulator: the connector calls only hosts an operator lists
+    listed = [h for h in os.environ.get("ACORN_SPAPI_ALLOWED_HOSTS", "").split(",") if h.strip()]
+    if f"{SIMULATOR_HOST}:{SIMULATOR_PORT}" not in listed:
+        os.environ["ACORN_SPAPI_ALLOWED_HOSTS"] = ",".join([*listed, f"{SIMULATOR_HOST}:{SIMULATOR_PORT}"])
     base = Settings()
     with _servers(base, data_dir) as (database_url, redis_url):
         os.environ["ACORN_DATABASE_URL"] = database_url

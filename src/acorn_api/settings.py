@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
 DEV_API_KEY_PEPPER = "acorn-dev-pepper-not-for-production"
@@ -77,6 +77,31 @@ class Settings(BaseSettings):
     )
 
     idempotency_ttl_hours: int = Field(default=24, ge=24)
+
+    # Amazon connector. Production and staging talk only to Amazon's own SP-API and LWA hosts; elsewhere an
+    # operator may list other hosts (the simulator) that connection endpoints may name.
+    spapi_allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="extra SP-API hosts a connection endpoint may name outside production and staging, "
+        "comma-separated `host` or `host:port` (e.g. the simulator `127.0.0.1:8100`)",
+    )
+    lwa_token_url: str | None = Field(
+        default=None,
+        description="LWA token endpoint for connections to an operator-listed host (outside production and "
+        "staging only; its host must be listed too). Default: the endpoint's own /auth/o2/token",
+    )
+    spapi_report_max_bytes: int = Field(
+        default=64 * 1024 * 1024, ge=1024, description="largest report document download (compressed bytes)"
+    )
+    spapi_report_max_decompressed_bytes: int = Field(
+        default=256 * 1024 * 1024, ge=1024, description="largest report document once decompressed"
+    )
+    spapi_max_rate_limit_wait_seconds: float = Field(
+        default=300.0, gt=0, le=3600, description="longest a call waits for a rate-limit token before failing"
+    )
+    raw_document_max_inline_bytes: int = Field(
+        default=32 * 1024 * 1024, ge=1024, description="largest archived document GET /v1/raw-documents inlines"
+    )
     arq_queue_name: str = "acorn:queue"
     redis_key_prefix: str = "acorn"
 
@@ -95,6 +120,44 @@ class Settings(BaseSettings):
         if not value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must be a redis:// URL")
         return value
+
+    @field_validator("spapi_allowed_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                import json
+
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
+    @field_validator("spapi_allowed_hosts")
+    @classmethod
+    def _check_hosts(cls, value: list[str]) -> list[str]:
+        out = []
+        for entry in value:
+            host = entry.strip().lower()
+            if not host or "/" in host or "@" in host or any(c.isspace() for c in host):
+                raise ValueError(f"{entry!r}: write a host or host:port, not a URL")
+            out.append(host)
+        return out
+
+    @model_validator(mode="after")
+    def _connector_hosts_only_outside_production(self) -> Settings:
+        if self.environment in ("production", "staging"):
+            if self.spapi_allowed_hosts:
+                raise ValueError(
+                    f"ACORN_SPAPI_ALLOWED_HOSTS is not honoured in {self.environment}: connections there reach "
+                    "only Amazon's SP-API hosts"
+                )
+            if self.lwa_token_url:
+                raise ValueError(
+                    f"ACORN_LWA_TOKEN_URL is not honoured in {self.environment}: LWA is always "
+                    "https://api.amazon.com/auth/o2/token"
+                )
+        return self
 
     @model_validator(mode="after")
     def _refuse_development_secrets_in_production(self) -> Settings:

@@ -796,6 +796,25 @@ def create_simulator_app(config: SimulatorConfig, *, clock: Callable[[], float] 
     return app
 
 
+def banner(config: SimulatorConfig, url: str) -> str:
+    """How to connect: the endpoint, its LWA token URL and the credentials it accepts."""
+    faults = config.faults
+    total = faults.throttle + faults.server_error + faults.timeout + faults.truncated_json + faults.expired_token
+    return (
+        f"SP-API simulator on {url}\n"
+        f"  endpoint       {url}   (a connection's `endpoint`; ACORN_SPAPI_ALLOWED_HOSTS must list "
+        f"{url.split('://', 1)[-1]})\n"
+        f"  LWA token URL  {url}/auth/o2/token\n"
+        f"  client_id      {config.client_id}\n"
+        f"  client_secret  {config.client_secret}\n"
+        f"  refresh_token  {config.refresh_token}\n"
+        f"  vendor codes   {', '.join(config.vendor_codes)}; "
+        f"{config.purchase_orders} purchase orders (seed {config.seed})\n"
+        f"  faults         {total:.0%} of calls\n"
+    )
+
+
 def run_simulator(host: str, port: int, config: SimulatorConfig) -> None:
     """Serves the simulator with uvicorn until interrupted (used by `acorn-api simulator`)."""
+    print(banner(config, f"http://{host}:{port}"), flush=True)
     uvicorn.run(create_simulator_app(config), host=host, port=port, log_level="info")

@@ -38,6 +38,21 @@ class FaultConfig(BaseModel):
     expired_token: float = Field(default=0.0, ge=0.0, le=1.0)
     timeout_seconds: float = Field(default=30.0, ge=0.0)
 
+    @classmethod
+    def mixed(cls, rate: float, *, timeout_seconds: float = 2.0) -> FaultConfig:
+        """``rate`` of the calls fail, in a realistic mix: mostly 429s and 5xx, some timeouts, truncated
+        bodies and expired tokens (what ``acorn-api simulator --fault-rate`` uses)."""
+        if not 0.0 <= rate <= 1.0:
+            raise ValueError("the fault rate must be between 0 and 1")
+        return cls(
+            throttle=rate * 0.4,
+            server_error=rate * 0.3,
+            timeout=rate * 0.1,
+            truncated_json=rate * 0.1,
+            expired_token=rate * 0.1,
+            timeout_seconds=timeout_seconds,
+        )
+
     @model_validator(mode="after")
     def _total_at_most_one(self) -> FaultConfig:
         total = self.throttle + self.server_error + self.timeout + self.truncated_json + self.expired_token

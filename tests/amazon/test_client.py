@@ -163,7 +163,9 @@ def test_regions_marketplaces_and_override() -> None:
     assert api_base_url("FE") == "https://sellingpartnerapi-fe.amazon.com"
     assert api_base_url(Region.NA, "http://127.0.0.1:8123/") == "http://127.0.0.1:8123"
     assert lwa_token_url() == "https://api.amazon.com/auth/o2/token"
-    assert lwa_token_url("http://127.0.0.1:8123") == "http://127.0.0.1:8123/auth/o2/token"
+    # a connection's endpoint never decides where its refresh token goes (see amazon.endpoints)
+    creds = ConnectionCredentials("k", Region.NA, "id", "secret", "token", endpoint_override="https://evil.example")
+    assert creds.token_url == "https://api.amazon.com/auth/o2/token"
     assert marketplace_id("US") == "ATVPDKIKX0DER"
     assert marketplace_id("uk") == marketplace_id("GB") == "A1F83G8C2ARO7P"
     assert region_for_marketplace("IN") is Region.EU
@@ -400,7 +402,7 @@ async def test_body_failing_model_validation_is_malformed(h: Harness) -> None:
 
 @pytest.mark.asyncio
 async def test_rate_limit_header_adapts_the_shared_bucket(h: Harness) -> None:
-    client = h.client()
+    client = h.client(plans={"getPurchaseOrder": RatePlan(5.0, 10)})  # 0.5/s lies within the clamped range
     with respx.mock() as mock:
         lwa(mock, "tok")
         mock.get(f"{BASE}{ORDERS}/PO000001").respond(

@@ -106,6 +106,7 @@ def make_client(
         lwa_client_secret="sim-secret",
         lwa_refresh_token="Atzr|sim-refresh",
         endpoint_override=base_url,
+        token_url=base_url + "/auth/o2/token",  # the simulator serves LWA; never derived from the endpoint
     )
     limiter = RedisTokenBucket(
         redis, bucket_key or creds.connection_key, plans={**DEFAULT_PLANS, **plans}, key_prefix=prefix

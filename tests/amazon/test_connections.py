@@ -104,7 +104,9 @@ async def test_a_schedule_must_be_an_interval_or_a_cron_expression(client: Async
     good = await create(client, account, sync_schedule="*/30 * * * *")
     assert good["next_sync_at"] is not None
     r = await client.post(
-        "/v1/connections", json=connection_body("http://x", sync_schedule="every hour"), headers=account.headers()
+        "/v1/connections",
+        json=connection_body("http://127.0.0.1:9", sync_schedule="every hour"),
+        headers=account.headers(),
     )
     assert r.status_code == 422
     assert r.json()["errors"][0]["loc"][-1] == "sync_schedule"
@@ -112,7 +114,9 @@ async def test_a_schedule_must_be_an_interval_or_a_cron_expression(client: Async
 
 async def test_names_are_unique_per_account(client: AsyncClient, account: Tenant) -> None:
     await create(client, account, name="Main")
-    r = await client.post("/v1/connections", json=connection_body("http://x", name="Main"), headers=account.headers())
+    r = await client.post(
+        "/v1/connections", json=connection_body("http://127.0.0.1:9", name="Main"), headers=account.headers()
+    )
     assert r.status_code == 409
 
 
@@ -149,7 +153,7 @@ async def test_a_viewer_can_read_but_not_add_connections(client: AsyncClient, ma
     tenant = await make_account(roles=(Role.viewer,))
     viewer = tenant.headers(tenant.keys["viewer"])
     assert (await client.get("/v1/connections", headers=viewer)).status_code == 200
-    r = await client.post("/v1/connections", json=connection_body("http://x"), headers=viewer)
+    r = await client.post("/v1/connections", json=connection_body("http://127.0.0.1:9"), headers=viewer)
     assert r.status_code == 403
 
 

@@ -13,7 +13,7 @@ import pytest
 from arq.connections import ArqRedis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from acorn_api.amazon import jobs, sync
+from acorn_api.amazon import connector, jobs, sync
 from acorn_api.settings import Settings
 from tests.amazon.test_sync_support import (
     ANCHOR,
@@ -206,13 +206,13 @@ def invoice_body(connection_id: str, po: Any, **overrides: Any) -> dict[str, Any
 async def run_invoice_jobs(
     settings: Settings, sessionmaker: Any, redis: ArqRedis, account_id: str, submission_id: str
 ) -> str:
-    async with httpx.AsyncClient() as http:
+    async with connector.http_client(settings) as http:
         ctx = {
             "settings": settings,
             "sessionmaker": sessionmaker,
             "redis": redis,
             jobs.HTTP_KEY: http,
-            jobs.TOKENS_KEY: jobs.LwaTokenCache(),
+            jobs.TOKENS_KEY: connector.token_cache(settings),
             jobs.SYNC_OPTIONS_KEY: {"retry": FAST_RETRY},
         }
         status = await jobs.submit_invoice(ctx, account_id, submission_id)

@@ -125,14 +125,14 @@ async def test_rate_from_header_is_shared_and_changes_pacing(redis_prefix: tuple
         worker_2 = RedisTokenBucket(redis, "conn", plans={"op": plan}, key_prefix=prefix)
         await worker_1.observe_rate_header("op", "not-a-number")
         assert worker_1.current_rate("op") == 2.0
-        await worker_1.observe_rate_header("op", "100.0")
-        assert worker_1.current_rate("op") == 100.0
-        # worker 2 never saw the header but uses the shared rate: 11 tokens at 100/s ~ 0.1 s, not 5 s
+        await worker_1.observe_rate_header("op", "20.0")
+        assert worker_1.current_rate("op") == 20.0
+        # worker 2 never saw the header but uses the shared rate: 11 tokens at 20/s ~ 0.5 s, not 5 s
         start = time.monotonic()
         for _ in range(11):
             await worker_2.acquire("op")
-        assert time.monotonic() - start < 1.0
-        assert time.monotonic() - start >= 10 / 100 - 0.005
+        assert time.monotonic() - start < 1.5
+        assert time.monotonic() - start >= 10 / 20 - 0.005
     finally:
         await redis.aclose()
 
@@ -169,3 +169,24 @@ def test_default_plans_follow_the_models() -> None:
     assert DEFAULT_PLANS["createReport"] == RatePlan(0.0167, 15)
     assert DEFAULT_PLANS["getReport"] == RatePlan(2.0, 15)
     assert DEFAULT_PLANS["getReportDocument"] == RatePlan(0.0167, 15)
+
+
+@pytest.mark.asyncio
+async def test_a_hostile_rate_header_is_clamped_to_a_sane_range(redis_prefix: tuple[str, str]) -> None:
+    """A server announcing a near-zero rate must not park the worker, nor a huge one make it hammer."""
+    url, prefix = redis_prefix
+    plan = RatePlan(rate=2.0, burst=1)
+    redis = Redis.from_url(url)
+    try:
+        bucket = RedisTokenBucket(redis, "conn-clamp", plans={"op": plan}, key_prefix=prefix)
+        await bucket.observe_rate_header("op", "0.0000001")
+        assert bucket.current_rate("op") == pytest.approx(0.02)  # a hundredth of the plan, not 1e-7
+        await bucket.acquire("op")
+        wait = await bucket.try_acquire("op")
+        assert 0 < wait <= 50.0  # one token at 0.02/s: 50 s, not 115 days
+        await bucket.observe_rate_header("op", "1e9")
+        assert bucket.current_rate("op") == pytest.approx(20.0)
+        await bucket.observe_rate_header("op", "nan")
+        assert bucket.current_rate("op") == pytest.approx(20.0)
+    finally:
+        await redis.aclose()

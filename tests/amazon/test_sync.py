@@ -400,7 +400,7 @@ async def test_the_scheduler_queues_only_connections_that_are_due(
     sim: Served,
     committing_sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
-    from acorn_api.amazon import service
+    from acorn_api.amazon import sync_service as service
     from acorn_api.amazon.models import VendorConnection
 
     due = await add_connection(committing_client, tenant, sim, sync_schedule="PT30M")

@@ -20,8 +20,8 @@ from redis.asyncio import Redis
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from acorn_api.amazon import connector
 from acorn_api.amazon.client import RetryPolicy
-from acorn_api.amazon.lwa import LwaTokenCache
 from acorn_api.amazon.models import PurchaseOrder, PurchaseOrderItem
 from acorn_api.amazon.sync import SyncContext
 from acorn_api.settings import Settings
@@ -107,8 +107,14 @@ def sync_context(
 ) -> SyncContext:
     options: dict[str, Any] = {"retry": FAST_RETRY, "report_poll_initial": 0.01}
     options.update(overrides)
+    # LWA goes through the guarded transport, as in the worker (the simulator's host is on the allow-list)
     return SyncContext(
-        settings=settings, sessionmaker=sessionmaker, redis=redis, http=http, token_cache=LwaTokenCache(), **options
+        settings=settings,
+        sessionmaker=sessionmaker,
+        redis=redis,
+        http=http,
+        token_cache=connector.token_cache(settings),
+        **options,
     )
 
 

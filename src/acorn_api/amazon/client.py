@@ -9,7 +9,6 @@ jitter; on 401/403 drop the access token and retry once with a fresh one.
 from __future__ import annotations
 
 import asyncio
-import gzip
 import random
 import zlib
 from collections import Counter
@@ -26,15 +25,18 @@ from redis.asyncio import Redis
 
 from acorn_api.amazon.errors import (
     SpApiConnectionError,
+    SpApiEndpointRefused,
     SpApiError,
     SpApiMalformedResponse,
+    SpApiRateLimitWait,
     SpApiThrottled,
     SpApiTimeout,
+    SpApiTooLarge,
     SpApiUnauthorized,
 )
 from acorn_api.amazon.lwa import LwaCredentials, LwaTokenCache
 from acorn_api.amazon.ratelimit import RatePlan, RedisTokenBucket
-from acorn_api.amazon.regions import MARKETPLACES, Region, api_base_url, lwa_token_url
+from acorn_api.amazon.regions import LWA_TOKEN_URL, MARKETPLACES, Region, api_base_url
 from acorn_api.amazon.wire import (
     ApiResult,
     CreateReportResponse,
@@ -53,6 +55,7 @@ from acorn_api.amazon.wire import (
     Transaction,
     TransactionIdResponse,
 )
+from acorn_api.core.netguard import UnsafeURL
 
 T = TypeVar("T")
 
@@ -125,17 +128,15 @@ class ConnectionCredentials:
     lwa_client_secret: str = field(repr=False)
     lwa_refresh_token: str = field(repr=False)
     endpoint_override: str | None = None
-    """Replaces the regional host (simulator / Amazon sandbox); LWA then lives on the same host."""
+    """Replaces the regional host (simulator / Amazon sandbox), checked by ``amazon.endpoints`` first."""
     rate_limit_key: str | None = None
     """What the usage plan is attached to (selling-partner id); defaults to ``connection_key``."""
+    token_url: str = LWA_TOKEN_URL
+    """Where the refresh token is exchanged: Amazon's LWA; never derived from ``endpoint_override`` here."""
 
     @property
     def base_url(self) -> str:
         return api_base_url(self.region, self.endpoint_override)
-
-    @property
-    def token_url(self) -> str:
-        return lwa_token_url(self.endpoint_override)
 
     @property
     def lwa(self) -> LwaCredentials:
@@ -185,6 +186,15 @@ class CallStats:
             "faults": dict(self.faults),
             "failed_request_ids": list(self.failed_request_ids),
         }
+
+
+@dataclass(frozen=True, slots=True)
+class DownloadLimits:
+    """Caps on a report document: what is downloaded, and what it decompresses to (a gzip bomb stops early)."""
+
+    max_bytes: int = 64 * 1024 * 1024
+    max_decompressed_bytes: int = 256 * 1024 * 1024
+    chunk_size: int = 64 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -307,8 +317,14 @@ class SpApiClient:
         stats: CallStats | None = None,
         rng: random.Random | None = None,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+        max_rate_wait: float = 300.0,
+        download_limits: DownloadLimits | None = None,
+        check_report_url: Callable[[str], Any] | None = None,
     ) -> None:
         self._http = http
+        self._max_rate_wait = max_rate_wait
+        self._download_limits = download_limits or DownloadLimits()
+        self._check_report_url = check_report_url
         self._credentials = credentials
         self._tokens = token_cache
         self._retry = retry or RetryPolicy()
@@ -351,7 +367,13 @@ class SpApiClient:
                 # spaced exactly as they were admitted (an expiry during a long wait is caught by the
                 # 401/403 refresh below).
                 access_token = await self._tokens.get(key, self._credentials.token_url, self._credentials.lwa)
-                await self._limiter.acquire(operation)
+                try:
+                    await self._limiter.acquire(operation, max_wait=self._max_rate_wait)
+                except TimeoutError as exc:
+                    raise SpApiRateLimitWait(
+                        f"{operation}: waiting for a rate-limit token would exceed {self._max_rate_wait:.0f}s",
+                        code="RateLimitWait",
+                    ) from exc
                 headers = {
                     "x-amz-access-token": access_token,
                     "user-agent": USER_AGENT,
@@ -373,6 +395,8 @@ class SpApiClient:
                     raise SpApiTimeout(f"{operation}: request timed out ({exc!r})") from exc
                 except httpx.TransportError as exc:
                     raise SpApiConnectionError(f"{operation}: connection failed ({exc!r})") from exc
+                except UnsafeURL as exc:
+                    raise SpApiEndpointRefused(f"{operation}: {exc}", code="EndpointRefused") from exc
                 request_id = response.headers.get("x-amzn-RequestId")
                 await self._limiter.observe_rate_header(operation, response.headers.get("x-amzn-RateLimit-Limit"))
                 if response.status_code >= 400:
@@ -682,39 +706,62 @@ class SpApiClient:
         )
 
     async def download_report_document(self, document: ReportDocument) -> bytes:
-        """Fetch the document from its (pre-signed) URL -- no access token -- and gunzip if GZIP."""
+        """Fetch the document from its (pre-signed) URL -- no access token -- and gunzip if GZIP.
+
+        Streams: the download stops as soon as it passes ``DownloadLimits.max_bytes``, and decompression
+        (in a thread, chunk by chunk) as soon as the output passes ``max_decompressed_bytes``, so neither a
+        huge body nor a gzip bomb is ever held whole.
+        """
+        if self._check_report_url is not None:
+            try:
+                self._check_report_url(document.url)
+            except UnsafeURL as exc:
+                raise SpApiEndpointRefused(str(exc), code="EndpointRefused") from exc
+        gzipped = (document.compression_algorithm or "").upper() == "GZIP"
         attempt = 0
         while True:
             attempt += 1
             try:
-                try:
-                    response = await self._http.get(
-                        document.url, headers={"user-agent": USER_AGENT}, timeout=self._retry.timeout
-                    )
-                except httpx.TimeoutException as exc:
-                    raise SpApiTimeout(f"report document download timed out ({exc!r})") from exc
-                except httpx.TransportError as exc:
-                    raise SpApiConnectionError(f"report document download failed ({exc!r})") from exc
-                if response.status_code >= 400:
-                    raise SpApiError.from_response(
-                        response.status_code, response.content, response.headers.get("x-amz-request-id")
-                    )
-                data = response.content
-                if (document.compression_algorithm or "").upper() == "GZIP":
-                    try:
-                        data = gzip.decompress(data)
-                    except (OSError, EOFError, zlib.error) as exc:
-                        raise SpApiMalformedResponse(
-                            f"report document {document.report_document_id} is not valid gzip: {exc}",
-                            code="MalformedDocument",
-                        ) from exc
-                return data
+                return await self._download_once(document, gzipped)
             except SpApiError as err:
                 self.stats.record_failure(err)
                 if not err.retryable or attempt >= self._retry.max_attempts:
                     raise
                 self.stats.retries += 1
                 await self._sleep(self._retry.backoff(attempt, self._rng))
+
+    async def _download_once(self, document: ReportDocument, gzipped: bool) -> bytes:
+        limits = self._download_limits
+        try:
+            async with self._http.stream(
+                "GET", document.url, headers={"user-agent": USER_AGENT}, timeout=self._retry.timeout
+            ) as response:
+                if response.status_code >= 400:
+                    body = await _read_capped(response, 64 * 1024)
+                    raise SpApiError.from_response(response.status_code, body, response.headers.get("x-amz-request-id"))
+                declared = response.headers.get("content-length")
+                if declared and declared.isdigit() and int(declared) > limits.max_bytes:
+                    raise _too_large(document, "download", limits.max_bytes)
+                inflater = _Inflater(document, limits) if gzipped else None
+                parts: list[bytes] = []
+                received = 0
+                async for chunk in response.aiter_raw(limits.chunk_size):
+                    received += len(chunk)
+                    if received > limits.max_bytes:
+                        raise _too_large(document, "download", limits.max_bytes)
+                    if inflater is not None:
+                        await asyncio.to_thread(inflater.feed, chunk)
+                    else:
+                        parts.append(chunk)
+                if inflater is not None:
+                    return await asyncio.to_thread(inflater.finish)
+                return b"".join(parts)
+        except httpx.TimeoutException as exc:
+            raise SpApiTimeout(f"report document download timed out ({exc!r})") from exc
+        except httpx.TransportError as exc:
+            raise SpApiConnectionError(f"report document download failed ({exc!r})") from exc
+        except UnsafeURL as exc:
+            raise SpApiEndpointRefused(f"report document download refused: {exc}", code="EndpointRefused") from exc
 
     async def run_report(
         self,
@@ -753,6 +800,71 @@ class SpApiClient:
         document = (await self.get_report_document(report.report_document_id)).value
         content = await self.download_report_document(document)
         return ReportRun(report=report, document=document, content=content)
+
+
+# ---------------------------------------------------------------- report documents
+
+
+def _too_large(document: ReportDocument, what: str, cap: int) -> SpApiTooLarge:
+    return SpApiTooLarge(
+        f"report document {document.report_document_id}: the {what} exceeds the cap of {cap} bytes",
+        code="DocumentTooLarge",
+    )
+
+
+async def _read_capped(response: httpx.Response, cap: int) -> bytes:
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_raw():
+        parts.append(chunk[: cap - size])
+        size += len(parts[-1])
+        if size >= cap:
+            break
+    return b"".join(parts)
+
+
+class _Inflater:
+    """Streaming gunzip with an output cap; ``feed`` and ``finish`` are CPU work, run them in a thread."""
+
+    def __init__(self, document: ReportDocument, limits: DownloadLimits) -> None:
+        self._document = document
+        self._cap = limits.max_decompressed_bytes
+        self._inflate = zlib.decompressobj(wbits=31)  # gzip framing only
+        self._parts: list[bytes] = []
+        self._size = 0
+
+    def _take(self, data: bytes) -> None:
+        while True:
+            room = self._cap - self._size + 1  # one byte past the cap tells "too large" apart from "exactly full"
+            try:
+                out = self._inflate.decompress(data, room)
+            except zlib.error as exc:
+                raise SpApiMalformedResponse(
+                    f"report document {self._document.report_document_id} is not valid gzip: {exc}",
+                    code="MalformedDocument",
+                ) from exc
+            self._size += len(out)
+            if self._size > self._cap:
+                raise _too_large(self._document, "decompressed document", self._cap)
+            self._parts.append(out)
+            data = self._inflate.unconsumed_tail
+            if not data:
+                return
+
+    def feed(self, chunk: bytes) -> None:
+        if self._inflate.eof:
+            return  # trailing bytes after the gzip member are ignored, as gzip.decompress would not
+        self._take(chunk)
+
+    def finish(self) -> bytes:
+        if not self._inflate.eof:
+            self._take(b"")
+            if not self._inflate.eof:
+                raise SpApiMalformedResponse(
+                    f"report document {self._document.report_document_id} is not valid gzip: truncated",
+                    code="MalformedDocument",
+                )
+        return b"".join(self._parts)
 
 
 # ---------------------------------------------------------------- parsers

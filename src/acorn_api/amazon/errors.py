@@ -113,6 +113,24 @@ class SpApiMalformedResponse(SpApiError):
     retryable = True
 
 
+class SpApiEndpointRefused(SpApiError):
+    """The URL a call would reach is not allowed (host not on the allow-list, or an internal address)."""
+
+    kind = "endpoint_refused"
+
+
+class SpApiTooLarge(SpApiError):
+    """A report document (or its decompressed body) is larger than the configured cap."""
+
+    kind = "too_large"
+
+
+class SpApiRateLimitWait(SpApiError):
+    """Waiting for a rate-limit token would take longer than the configured maximum."""
+
+    kind = "rate_limit_wait"
+
+
 class LwaAuthError(SpApiError):
     """LWA token exchange rejected (``error`` is the LWA error code, e.g. ``invalid_grant``)."""
 

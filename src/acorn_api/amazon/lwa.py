@@ -13,6 +13,7 @@ import httpx
 from authlib.deprecate import AuthlibDeprecationWarning  # type: ignore[import-untyped,unused-ignore]
 
 from acorn_api.amazon.errors import LwaAuthError, LwaUnavailable
+from acorn_api.core.netguard import UnsafeURL
 
 with warnings.catch_warnings():
     # authlib >= 1.7 prefers the "httpx2" package and warns when it falls back to httpx; the
@@ -49,13 +50,23 @@ class AuthlibLwaExchanger:
     keeps concurrent exchanges for different connections fully independent.
     """
 
-    def __init__(self, *, timeout: float = 15.0, transport: httpx.AsyncBaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        timeout: float = 15.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+        transport_factory: Callable[[], httpx.AsyncBaseTransport] | None = None,
+    ) -> None:
         self._timeout = timeout
         self._transport = transport
+        self._transport_factory = transport_factory
 
     async def __call__(self, token_url: str, credentials: LwaCredentials) -> LwaToken:
-        kwargs: dict[str, Any] = {"timeout": self._timeout}
-        if self._transport is not None:
+        # never follow a redirect: the form carries the client secret and the refresh token
+        kwargs: dict[str, Any] = {"timeout": self._timeout, "follow_redirects": False, "trust_env": False}
+        if self._transport_factory is not None:
+            kwargs["transport"] = self._transport_factory()  # the client closes it: one per exchange
+        elif self._transport is not None:
             kwargs["transport"] = self._transport
         try:
             async with AsyncOAuth2Client(
@@ -82,6 +93,8 @@ class AuthlibLwaExchanger:
             raise LwaUnavailable("LWA token endpoint timed out", error="timeout") from exc
         except httpx.TransportError as exc:
             raise LwaUnavailable(f"LWA token endpoint unreachable: {exc!r}", error="connection") from exc
+        except UnsafeURL as exc:
+            raise LwaAuthError(f"LWA token endpoint refused: {exc}", error="endpoint_refused") from exc
         except ValueError as exc:  # non-JSON body from authlib's parser
             raise LwaUnavailable(f"LWA token endpoint sent an unparseable body: {exc}", error="malformed") from exc
 

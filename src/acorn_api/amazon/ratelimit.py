@@ -54,6 +54,23 @@ DEFAULT_PLANS: dict[str, RatePlan] = {
 #: Used for an operation without a known plan: conservative.
 FALLBACK_PLAN = RatePlan(1.0, 1)
 
+#: A rate adopted from ``x-amzn-RateLimit-Limit`` stays between a hundredth and ten times the documented plan,
+#: and within the absolute bounds below, so a hostile or broken server can neither park a worker (a rate near
+#: zero makes every wait endless) nor make it hammer anything (a huge rate). Every wait for a token is capped
+#: as well (``SpApiClient(max_rate_wait=...)``, ``ACORN_SPAPI_MAX_RATE_LIMIT_WAIT_SECONDS``).
+MIN_RATE_FACTOR = 0.01
+MAX_RATE_FACTOR = 10.0
+MIN_ADOPTED_RATE = 0.001  # one request per 1000 s
+MAX_ADOPTED_RATE = 100.0
+
+
+def clamp_rate(plan: RatePlan, rate: float) -> float:
+    """The rate to adopt when the server says ``rate``: near the plan and within the absolute bounds."""
+    low = max(plan.rate * MIN_RATE_FACTOR, MIN_ADOPTED_RATE)
+    high = max(min(plan.rate * MAX_RATE_FACTOR, MAX_ADOPTED_RATE), low)
+    return min(max(rate, low), high)
+
+
 # KEYS[1] bucket hash (fields: tokens, ts, rate)
 # ARGV[1] default rate, ARGV[2] burst, ARGV[3] tokens wanted (0 = only update rate),
 # ARGV[4] new rate ("" = keep), ARGV[5] key TTL in ms
@@ -167,9 +184,13 @@ class RedisTokenBucket:
             waited += wait
 
     async def update_rate(self, operation: str, rate: float) -> None:
-        """Adopt the rate Amazon reports (``x-amzn-RateLimit-Limit``) for this bucket, for all workers."""
+        """Adopt the rate Amazon reports (``x-amzn-RateLimit-Limit``) for this bucket, for all workers.
+
+        The rate is clamped (:func:`clamp_rate`); a non-finite or non-positive value is ignored.
+        """
         if rate <= 0 or not math.isfinite(rate):
             return
+        rate = clamp_rate(self.plan(operation), rate)
         if self._known_rates.get(operation) == rate:
             return
         await self._run(operation, 0, rate)
@@ -180,9 +201,12 @@ class RedisTokenBucket:
         if not header_value:
             return
         try:
-            rate = float(header_value.strip())
+            rate = float(header_value.strip()[:32])
         except ValueError:
             return
+        if rate <= 0 or not math.isfinite(rate):
+            return
+        rate = clamp_rate(self.plan(operation), rate)
         if rate != self.current_rate(operation):
             await self.update_rate(operation, rate)
         else:

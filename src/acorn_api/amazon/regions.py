@@ -88,8 +88,8 @@ def api_base_url(region: Region | str, endpoint_override: str | None = None) -> 
     return REGION_HOSTS[Region(region)]
 
 
-def lwa_token_url(endpoint_override: str | None = None) -> str:
-    """LWA token endpoint; with an endpoint override the token endpoint lives on that same host."""
-    if endpoint_override:
-        return _strip_override(endpoint_override) + LWA_TOKEN_PATH
+def lwa_token_url() -> str:
+    """Amazon's LWA token endpoint. It is never derived from a connection's endpoint: a simulator's token URL
+    is set explicitly (``ConnectionCredentials.token_url``), and only from an operator-listed host
+    (:mod:`acorn_api.amazon.endpoints`)."""
     return LWA_TOKEN_URL

@@ -55,6 +55,21 @@ class ConnectionRepository(AccountScopedRepository[VendorConnection]):
             stmt = stmt.where(VendorConnection.id != except_id)
         return await session.scalar(stmt.limit(1)) is not None
 
+    async def state_for_share(
+        self, session: AsyncSession, account_id: uuid.UUID, connection_id: uuid.UUID
+    ) -> str | None:
+        """The connection's status under a share lock (a delete waits for us), or ``None`` once it was deleted."""
+        found: str | None = await session.scalar(
+            select(VendorConnection.status)
+            .where(
+                VendorConnection.account_id == account_id,
+                VendorConnection.id == connection_id,
+                VendorConnection.deleted_at.is_(None),
+            )
+            .with_for_update(read=True)
+        )
+        return found
+
     async def due_for_schedule(self, session: AsyncSession, now: datetime, limit: int = 100) -> list[VendorConnection]:
         """System-wide (the scheduler serves every account): active connections whose next sync is due.
 
@@ -157,6 +172,16 @@ class SyncRunRepository(AccountScopedRepository[SyncRun]):
         row: SyncRun | None = await session.scalar(stmt)
         return row
 
+    async def all_active(self, session: AsyncSession, account_id: uuid.UUID, connection_id: uuid.UUID) -> list[SyncRun]:
+        """The connection's queued and running runs, locked (a page commit of a running one waits, then finds
+        the run no longer its own)."""
+        stmt = (
+            self.select(account_id)
+            .where(SyncRun.connection_id == connection_id, SyncRun.status.in_(ACTIVE_SYNC_STATUSES))
+            .with_for_update()
+        )
+        return list((await session.scalars(stmt)).all())
+
     async def any_active(self, session: AsyncSession, account_id: uuid.UUID, connection_id: uuid.UUID) -> bool:
         stmt = self.select(account_id).where(
             SyncRun.connection_id == connection_id, SyncRun.status.in_(ACTIVE_SYNC_STATUSES)
@@ -188,6 +213,7 @@ class SyncRunRepository(AccountScopedRepository[SyncRun]):
         unchanged: int,
         unknown: int,
         watermark: dict[str, Any],
+        skipped: int = 0,
         now: datetime,
         api_calls: int,
         throttled_calls: int,
@@ -208,10 +234,19 @@ class SyncRunRepository(AccountScopedRepository[SyncRun]):
             "retries": retries,
             "failed_request_ids": failed_request_ids,
         }
+        details: Any = SyncRun.details
         if unknown:
-            values["details"] = SyncRun.details.op("||")(
+            details = details.op("||")(
                 func.jsonb_build_object("unknown", func.coalesce(SyncRun.details["unknown"].as_integer(), 0) + unknown)
             )
+        if skipped:
+            # rows of vendor codes the connection does not list: fetched (Amazon has no multi-code filter), not stored
+            key = "skipped_other_vendor_codes"
+            details = details.op("||")(
+                func.jsonb_build_object(key, func.coalesce(SyncRun.details[key].as_integer(), 0) + skipped)
+            )
+        if unknown or skipped:
+            values["details"] = details
         stmt = (
             update(SyncRun)
             .where(

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 
-from acorn_api.amazon import service
+from acorn_api.amazon import connections_service, reads_service, submissions_service, sync_service
 from acorn_api.amazon.auth import ConnectionsRead, ConnectionsWrite, LedgerRead, SyncRun
 from acorn_api.amazon.models import InvoiceSubmission, PurchaseOrder, PurchaseOrderItem, VendorConnection
 from acorn_api.amazon.schemas import (
@@ -60,7 +60,7 @@ def connection_out(connection: VendorConnection) -> ConnectionOut:
         status=ConnectionStatus(connection.status),
         last_success_at=connection.last_success_at,
         last_error=connection.last_error,
-        warnings=service.warnings_for(connection),
+        warnings=connections_service.warnings_for(connection),
         version=connection.version,
         created_at=connection.created_at,
         updated_at=connection.updated_at,
@@ -163,7 +163,7 @@ async def create_connection(
     body: ConnectionCreate, caller: ConnectionsWrite, session: Session, settings: AppSettings, idem: IdempotencyDep
 ) -> ConnectionOut:
     async def create() -> ConnectionOut:
-        return connection_out(await service.create_connection(session, settings, caller, body))
+        return connection_out(await connections_service.create_connection(session, settings, caller, body))
 
     return await idem.run(caller.account_id, ConnectionOut, create)
 
@@ -181,7 +181,9 @@ async def list_connections(
     page: Pagination,
     status_: Annotated[ConnectionStatus | None, Query(alias="status")] = None,
 ) -> Page[ConnectionOut]:
-    result = await service.list_connections(session, caller, page, status=status_.value if status_ else None)
+    result = await connections_service.list_connections(
+        session, caller, page, status=status_.value if status_ else None
+    )
     return Page.of(result, connection_out)
 
 
@@ -195,7 +197,7 @@ async def list_connections(
 async def get_connection(
     connection_id: uuid.UUID, caller: ConnectionsRead, session: Session, response: Response
 ) -> ConnectionOut:
-    connection = await service.get_connection(session, caller, connection_id)
+    connection = await connections_service.get_connection(session, caller, connection_id)
     response.headers["ETag"] = f'"{connection.version}"'
     return connection_out(connection)
 
@@ -218,7 +220,9 @@ async def update_connection(
     if_match: IfMatch,
     response: Response,
 ) -> ConnectionOut:
-    connection = await service.update_connection(session, settings, caller, connection_id, body, if_match=if_match)
+    connection = await connections_service.update_connection(
+        session, settings, caller, connection_id, body, if_match=if_match
+    )
     response.headers["ETag"] = f'"{connection.version}"'
     return connection_out(connection)
 
@@ -233,7 +237,7 @@ async def update_connection(
     responses=problems(403, 404),
 )
 async def delete_connection(connection_id: uuid.UUID, caller: ConnectionsWrite, session: Session) -> ConnectionDeleted:
-    await service.delete_connection(session, caller, connection_id)
+    await connections_service.delete_connection(session, caller, connection_id)
     return ConnectionDeleted(id=connection_id, deleted=True)
 
 
@@ -249,7 +253,7 @@ async def delete_connection(connection_id: uuid.UUID, caller: ConnectionsWrite, 
 async def test_connection(
     connection_id: uuid.UUID, caller: ConnectionsWrite, session: Session, settings: AppSettings, resources: Resourced
 ) -> ConnectionTestResult:
-    outcome = await service.check_connection(session, settings, resources.redis, caller, connection_id)
+    outcome = await connections_service.check_connection(session, settings, resources.redis, caller, connection_id)
     return ConnectionTestResult(
         ok=outcome.ok,
         latency_ms=outcome.latency_ms,
@@ -290,7 +294,7 @@ async def start_sync(
 
     async def create() -> SyncRunOut:
         nonlocal created
-        run, created = await service.request_sync(session, caller, connection_id, body)
+        run, created = await sync_service.request_sync(session, caller, connection_id, body)
         return SyncRunOut.model_validate(run)
 
     out = await idem.run(caller.account_id, SyncRunOut, create)
@@ -315,7 +319,7 @@ async def list_sync_runs(
     kind: SyncKind | None = None,
     status_: Annotated[SyncStatus | None, Query(alias="status")] = None,
 ) -> Page[SyncRunOut]:
-    result = await service.list_sync_runs(
+    result = await sync_service.list_sync_runs(
         session,
         caller,
         page,
@@ -334,7 +338,7 @@ async def list_sync_runs(
     responses=problems(403, 404),
 )
 async def get_sync_run(run_id: uuid.UUID, caller: ConnectionsRead, session: Session) -> SyncRunOut:
-    return SyncRunOut.model_validate(await service.get_sync_run(session, caller, run_id))
+    return SyncRunOut.model_validate(await sync_service.get_sync_run(session, caller, run_id))
 
 
 # ---------------------------------------------------------------- purchase orders, shipments, documents
@@ -358,7 +362,7 @@ async def list_purchase_orders(
     asin: Annotated[str | None, Query(max_length=20)] = None,
     vendor_code: Annotated[str | None, Query(max_length=32)] = None,
 ) -> Page[PurchaseOrderOut]:
-    result = await service.list_purchase_orders(
+    result = await reads_service.list_purchase_orders(
         session,
         caller,
         page,
@@ -384,7 +388,7 @@ async def list_purchase_orders(
 async def get_purchase_order(
     po_number: Annotated[str, Path(min_length=1, max_length=64)], caller: LedgerRead, session: Session
 ) -> PurchaseOrderDetail:
-    po, items = await service.get_purchase_order(session, caller, po_number)
+    po, items = await reads_service.get_purchase_order(session, caller, po_number)
     return PurchaseOrderDetail(**purchase_order_out(po), items=[item_out(i) for i in items])
 
 
@@ -403,7 +407,7 @@ async def list_shipments(
     status_: Annotated[str | None, Query(alias="status", max_length=40)] = None,
     vendor_code: Annotated[str | None, Query(max_length=32)] = None,
 ) -> Page[ShipmentOut]:
-    result = await service.list_shipments(
+    result = await reads_service.list_shipments(
         session, caller, page, purchase_order_number=purchase_order_number, status=status_, vendor_code=vendor_code
     )
     return Page.of(result, ShipmentOut.model_validate)
@@ -412,13 +416,16 @@ async def list_shipments(
 @router.get(
     "/v1/raw-documents/{document_id}",
     summary="Get an archived raw document",
-    description="Metadata (hash, sizes, source, Amazon request id) and the decompressed payload.",
+    description="Metadata (hash, sizes, source, Amazon request id) and the decompressed payload; a document "
+    "larger than the server's inline limit comes without it (`payload_included` false).",
     operation_id="get_raw_document",
     tags=["raw-documents"],
     responses=problems(403, 404),
 )
-async def get_raw_document(document_id: uuid.UUID, caller: LedgerRead, session: Session) -> RawDocumentOut:
-    document, payload = await service.get_raw_document(session, caller, document_id)
+async def get_raw_document(
+    document_id: uuid.UUID, caller: LedgerRead, session: Session, settings: AppSettings
+) -> RawDocumentOut:
+    document, payload, included = await reads_service.get_raw_document(session, settings, caller, document_id)
     return RawDocumentOut(
         id=document.id,
         sha256=document.sha256,
@@ -431,6 +438,7 @@ async def get_raw_document(document_id: uuid.UUID, caller: LedgerRead, session: 
         fetched_at=document.fetched_at,
         metadata=dict(document.metadata_ or {}),
         payload=payload,
+        payload_included=included,
         created_at=document.created_at,
     )
 
@@ -457,7 +465,7 @@ async def create_invoice_submission(
     idem: IdempotencyDep,
 ) -> InvoiceSubmissionOut:
     async def create() -> InvoiceSubmissionOut:
-        return submission_out(await service.create_invoice_submission(session, caller, body))
+        return submission_out(await submissions_service.create_invoice_submission(session, caller, body))
 
     out = await idem.run(caller.account_id, InvoiceSubmissionOut, create)
     response.headers["Location"] = str(request.url_for("get_invoice_submission", submission_id=out.id).path)
@@ -478,7 +486,7 @@ async def list_invoice_submissions(
     connection_id: uuid.UUID | None = None,
     status_: Annotated[SubmissionStatus | None, Query(alias="status")] = None,
 ) -> Page[InvoiceSubmissionOut]:
-    result = await service.list_invoice_submissions(
+    result = await submissions_service.list_invoice_submissions(
         session, caller, page, connection_id=connection_id, status=status_.value if status_ else None
     )
     return Page.of(result, submission_out)
@@ -494,4 +502,24 @@ async def list_invoice_submissions(
 async def get_invoice_submission(
     submission_id: uuid.UUID, caller: LedgerRead, session: Session
 ) -> InvoiceSubmissionOut:
-    return submission_out(await service.get_invoice_submission(session, caller, submission_id))
+    return submission_out(await submissions_service.get_invoice_submission(session, caller, submission_id))
+
+
+@router.post(
+    "/v1/invoice-submissions/{submission_id}/retry",
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Retry a failed invoice submission",
+    description="Queues a `failed` submission again and answers 202 with it. If Amazon had given it a transaction, "
+    "that transaction is checked first: Success or Processing is followed, and only a Failure is submitted again "
+    "(so an invoice Amazon may have accepted is not sent twice). Any other status answers 409. "
+    "Transient failures (5xx, timeouts) are retried automatically with backoff before a submission is `failed`.",
+    operation_id="retry_invoice_submission",
+    tags=["invoice-submissions"],
+    responses=problems(403, 404, 409),
+)
+async def retry_invoice_submission(
+    submission_id: uuid.UUID, caller: SyncRun, session: Session, request: Request, response: Response
+) -> InvoiceSubmissionOut:
+    submission = await submissions_service.retry_invoice_submission(session, caller, submission_id)
+    response.headers["Location"] = str(request.url_for("get_invoice_submission", submission_id=submission.id).path)
+    return submission_out(submission)

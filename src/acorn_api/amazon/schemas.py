@@ -73,7 +73,9 @@ Endpoint = Annotated[
     Field(
         max_length=500,
         pattern=r"^https?://[^\s/?#]+[^\s]*$",
-        description="replaces the region's host: the simulator or Amazon's sandbox",
+        description="replaces the region's host: one of Amazon's SP-API hosts (e.g. its sandbox); other hosts "
+        "(the simulator) only outside production and staging, when the operator lists them in "
+        "ACORN_SPAPI_ALLOWED_HOSTS",
         examples=["https://sandbox.sellingpartnerapi-na.amazon.com"],
     ),
     AfterValidator(_check_endpoint),
@@ -113,7 +115,14 @@ class ConnectionUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: Name | None = None
-    endpoint: Endpoint | None = None
+    region: Region | None = Field(
+        default=None, description="a new region needs new `client_id`, `client_secret` and `refresh_token` too"
+    )
+    endpoint: Endpoint | None = Field(
+        default=None,
+        description="a new endpoint (or `null`, back to the region's host) needs new `client_id`, "
+        "`client_secret` and `refresh_token` in the same request",
+    )
     marketplaces: Marketplaces | None = None
     vendor_codes: VendorCodes | None = None
     client_id: Secret | None = None
@@ -124,7 +133,9 @@ class ConnectionUpdate(BaseModel):
     status: ConnectionStatus | None = None
     version: int | None = Field(default=None, ge=1, description="the version you read; stale → 409")
 
-    @field_validator("name", "marketplaces", "vendor_codes", "sync_schedule", "status", "version", mode="before")
+    @field_validator(
+        "name", "region", "marketplaces", "vendor_codes", "sync_schedule", "status", "version", mode="before"
+    )
     @classmethod
     def _no_nulls(cls, value: Any) -> Any:
         if value is None:
@@ -320,6 +331,9 @@ class RawDocumentOut(BaseModel):
     fetched_at: UTCDateTime
     metadata: dict[str, Any]
     payload: Any = Field(description="the decompressed document: JSON when it is JSON, else text")
+    payload_included: bool = Field(
+        default=True, description="false when the document is larger than the server inlines (`payload` is null)"
+    )
     created_at: UTCDateTime
 
 

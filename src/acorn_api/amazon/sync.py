@@ -18,7 +18,7 @@ import contextlib
 import secrets
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -32,12 +32,13 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from acorn_api.amazon import crypto
-from acorn_api.amazon.client import CallStats, ConnectionCredentials, RetryPolicy, SpApiClient
+from acorn_api.amazon.client import CallStats, RetryPolicy, SpApiClient
+from acorn_api.amazon.connector import make_client
+from acorn_api.amazon.endpoints import EndpointNotAllowed
 from acorn_api.amazon.errors import LwaAuthError, SpApiError, SpApiUnauthorized
 from acorn_api.amazon.lwa import LwaTokenCache
 from acorn_api.amazon.models import SyncRun, VendorConnection
-from acorn_api.amazon.ratelimit import RatePlan, RedisTokenBucket
-from acorn_api.amazon.regions import Region
+from acorn_api.amazon.ratelimit import RatePlan
 from acorn_api.amazon.repository import UpsertCounts, connections, purchase_orders, shipments, sync_runs
 from acorn_api.amazon.wire import Page, PurchaseOrder, PurchaseOrderStatus, ResumePoint, Shipment
 from acorn_api.core.time import utcnow
@@ -85,6 +86,15 @@ class LostOwnership(Exception):
     """Another worker took the run over (ours was presumed dead): stop without writing."""
 
 
+class ConnectionStopped(Exception):
+    """The run's connection was deleted or paused while the run was going: stop at the next page."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
 @dataclass
 class Claim:
     run_id: uuid.UUID
@@ -100,38 +110,6 @@ class Claim:
 
 
 # ---------------------------------------------------------------- client construction
-
-
-def credentials_for(settings: Settings, connection: VendorConnection) -> ConnectionCredentials:
-    return ConnectionCredentials(
-        # a new key after a credential change, so a cached token of the old credentials is not reused
-        connection_key=f"{connection.id}:{connection.credentials_updated_at.timestamp():.0f}",
-        region=Region(connection.region),
-        lwa_client_id=crypto.decrypt(settings, connection.lwa_client_id_encrypted),
-        lwa_client_secret=crypto.decrypt(settings, connection.lwa_client_secret_encrypted),
-        lwa_refresh_token=crypto.decrypt(settings, connection.lwa_refresh_token_encrypted),
-        endpoint_override=connection.endpoint,
-        rate_limit_key=str(connection.id),
-    )
-
-
-def make_client(
-    settings: Settings,
-    redis: Redis,
-    http: httpx.AsyncClient,
-    token_cache: LwaTokenCache,
-    connection: VendorConnection,
-    *,
-    stats: CallStats | None = None,
-    retry: RetryPolicy | None = None,
-    rate_plans: Mapping[str, RatePlan] | None = None,
-) -> SpApiClient:
-    """An SP-API client for one connection; its rate-limit buckets are shared (Redis) by every worker."""
-    credentials = credentials_for(settings, connection)
-    limiter = RedisTokenBucket(
-        redis, str(connection.id), plans=rate_plans, key_prefix=f"{settings.redis_key_prefix}:spapi:ratelimit"
-    )
-    return SpApiClient(http, redis, credentials, token_cache, retry, rate_limiter=limiter, stats=stats)
 
 
 def build_client(ctx: SyncContext, connection: VendorConnection, *, stats: CallStats | None = None) -> SpApiClient:
@@ -363,6 +341,10 @@ async def _heartbeat(ctx: SyncContext, claim_: Claim) -> None:
 
 
 def _error_body(exc: BaseException) -> dict[str, Any]:
+    if isinstance(exc, ConnectionStopped):
+        return {"code": exc.code, "kind": "connection", "message": exc.message}
+    if isinstance(exc, EndpointNotAllowed):
+        return {"code": "endpoint_not_allowed", "kind": "endpoint_refused", "message": str(exc)}
     if isinstance(exc, SpApiError):
         return {
             "code": exc.code or exc.kind,
@@ -418,6 +400,7 @@ class PageOutcome:
     counts: UpsertCounts
     fetched: int
     details: dict[str, Any] = field(default_factory=dict)
+    skipped: int = 0
 
 
 def _watermark(page: Page[Any]) -> dict[str, Any]:
@@ -447,6 +430,7 @@ async def _write_page(ctx: SyncContext, claim_: Claim, page: Page[Any], stats: C
         # force_custom_plan: a first sync grows the tables from nothing; a generic plan cached while they were
         # empty (a scan instead of the unique-index probe) would make every page slower than the last.
         await session.execute(_PAGE_SETTINGS)
+        await _require_connection(session, claim_)
         archived = await raw_documents.store(
             session,
             account_id,
@@ -473,6 +457,7 @@ async def _write_page(ctx: SyncContext, claim_: Claim, page: Page[Any], stats: C
             updated=outcome.counts.updated,
             unchanged=outcome.counts.unchanged,
             unknown=outcome.counts.unknown,
+            skipped=outcome.skipped,
             watermark=_watermark(page),
             now=utcnow(),
             api_calls=claim_.base["api_calls"] + stats.api_calls,
@@ -485,10 +470,45 @@ async def _write_page(ctx: SyncContext, claim_: Claim, page: Page[Any], stats: C
         return run
 
 
+async def _require_connection(session: AsyncSession, claim_: Claim) -> None:
+    """Stop when the connection was deleted or paused since the run started (checked once per page, under a
+    share lock that a concurrent delete waits for)."""
+    state = await connections.state_for_share(session, claim_.account_id, claim_.connection.id)
+    if state is None:
+        raise ConnectionStopped("connection_deleted", "The connection was deleted while the sync was running.")
+    if state == "paused":
+        raise ConnectionStopped("connection_paused", "The connection was paused while the sync was running.")
+
+
+def _party(item: Any) -> str | None:
+    details = getattr(item, "order_details", None)
+    party = details.selling_party if details is not None else getattr(item, "selling_party", None)
+    return party.party_id if party is not None else None
+
+
+def for_vendor_codes(items: list[Any], vendor_codes: Sequence[str]) -> tuple[list[Any], int]:
+    """The items whose selling party is one of the connection's vendor codes (all of them when it lists none),
+    and how many were left out."""
+    if not vendor_codes:
+        return items, 0
+    wanted = set(vendor_codes)
+    kept = [item for item in items if _party(item) in wanted]
+    return kept, len(items) - len(kept)
+
+
 async def _upsert(session: AsyncSession, claim_: Claim, document_id: uuid.UUID, page: Page[Any]) -> PageOutcome:
+    kept, skipped = for_vendor_codes(page.items, claim_.connection.vendor_codes or [])
+    outcome = await _upsert_items(session, claim_, document_id, kept)
+    outcome.skipped = skipped
+    return outcome
+
+
+async def _upsert_items(
+    session: AsyncSession, claim_: Claim, document_id: uuid.UUID, page_items: list[Any]
+) -> PageOutcome:
     account_id = claim_.account_id
     if claim_.kind == "orders":
-        orders, items = order_rows(page.items)
+        orders, items = order_rows(page_items)
         counts = await purchase_orders.upsert_page(
             session,
             account_id,
@@ -500,12 +520,12 @@ async def _upsert(session: AsyncSession, claim_: Claim, document_id: uuid.UUID, 
         )
         return PageOutcome(counts, len(orders))
     if claim_.kind == "order_status":
-        orders, items = status_rows(page.items)
+        orders, items = status_rows(page_items)
         counts = await purchase_orders.update_status_page(
             session, account_id, raw_document_id=document_id, orders=orders, items=items
         )
         return PageOutcome(counts, len(orders))
-    rows = shipment_rows(page.items)
+    rows = shipment_rows(page_items)
     counts = await shipments.upsert_page(
         session,
         account_id,
@@ -570,6 +590,7 @@ async def _run_pages(ctx: SyncContext, claim_: Claim, client: SpApiClient) -> No
 
 
 def _report_rows(content: bytes) -> int:
+    """Rows in a whole report document (CPU work on up to the download cap: run it in a thread)."""
     try:
         document = orjson.loads(content)
     except orjson.JSONDecodeError:
@@ -593,8 +614,10 @@ async def _run_reports(ctx: SyncContext, claim_: Claim, client: SpApiClient) -> 
             REPORT_OPTIONS if report_type == "GET_VENDOR_SALES_REPORT" else {"reportPeriod": "DAY"},
             poll_initial=ctx.report_poll_initial,
         )
+        rows = await asyncio.to_thread(_report_rows, result.content) if result.content is not None else 0
         async with ctx.sessionmaker() as session, session.begin():
             run = await _owned_run(session, claim_)
+            await _require_connection(session, claim_)
             entry: dict[str, Any] = {
                 "report_type": report_type,
                 "report_id": result.report.report_id,
@@ -616,7 +639,6 @@ async def _run_reports(ctx: SyncContext, claim_: Claim, client: SpApiClient) -> 
                         "report_document_id": result.document.report_document_id if result.document else None,
                     },
                 )
-                rows = _report_rows(result.content)
                 entry.update(raw_document_id=str(archived.id), rows=rows)
                 run.fetched += rows
                 run.created += 1 if archived.created else 0
@@ -665,7 +687,7 @@ async def execute(ctx: SyncContext, account_id: uuid.UUID, run_id: uuid.UUID) ->
     except LostOwnership:
         log.warning("sync_run_taken_over", run_id=str(run_id))
         return None
-    except (SpApiError, crypto.SecretsUnreadable, _ReportsIncomplete, ValueError) as exc:
+    except (SpApiError, crypto.SecretsUnreadable, _ReportsIncomplete, ConnectionStopped, ValueError) as exc:
         error = exc
     except Exception:
         # unexpected (database down, a bug): hand the run back so arq's retry resumes it at once
