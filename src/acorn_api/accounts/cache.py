@@ -8,6 +8,7 @@ within that many seconds. Expiry and the roll grace period are checked against t
 
 from __future__ import annotations
 
+import hmac
 import time
 import uuid
 from dataclasses import dataclass
@@ -104,9 +105,10 @@ async def api_key_state(session: AsyncSession, settings: Settings, secret: str) 
     if found is None:
         return None
     key, account_status = found
-    if digest == key.secret_hash:
+    # Constant-time: the time a comparison takes must not tell how much of a guessed hash was right.
+    if hmac.compare_digest(digest, key.secret_hash):
         grace_until = None
-    elif key.previous_secret_hash is not None and digest == key.previous_secret_hash:
+    elif key.previous_secret_hash is not None and hmac.compare_digest(digest, key.previous_secret_hash):
         grace_until = key.previous_valid_until or utcnow()
     else:
         return None

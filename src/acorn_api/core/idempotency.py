@@ -9,6 +9,7 @@ written in the same transaction as the effect, so either both exist or neither d
 from __future__ import annotations
 
 import hashlib
+import hmac
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
@@ -121,7 +122,7 @@ class Idempotency:
             )
         )
         if stored is not None:
-            if stored.request_hash != request_hash:
+            if not hmac.compare_digest(stored.request_hash, request_hash):
                 raise Unprocessable(
                     "This Idempotency-Key was already used with a different request.",
                     code="idempotency_key_reused",
