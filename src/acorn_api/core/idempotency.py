@@ -30,6 +30,7 @@ from acorn_api.core.models import Base, TenantMixin
 from acorn_api.core.time import utcnow
 
 OutT = TypeVar("OutT", bound=BaseModel)
+HASH_CHUNK_BYTES = 1 << 20
 
 
 class IdempotencyRecord(TenantMixin, Base):
@@ -102,8 +103,14 @@ class Idempotency:
             if isinstance(value, str):
                 digest.update(value.encode())
             else:
-                digest.update(await value.read())
+                # The route has usually read the upload already: hash it from its start, in chunks, and leave
+                # it where it was, so the hash covers the real content whoever read it first.
+                position = value.file.tell()
                 await value.seek(0)
+                digest.update((value.filename or "").encode() + b"\0")
+                while chunk := await value.read(HASH_CHUNK_BYTES):
+                    digest.update(chunk)
+                await value.seek(position)
             digest.update(b"\0")
 
     async def run(self, account_id: uuid.UUID, out: type[OutT], create: Callable[[], Awaitable[Any]]) -> OutT:
