@@ -39,6 +39,7 @@ class CredentialState:
     expires_at: datetime | None
     revoked_at: datetime | None
     account_active: bool
+    issued_to: str | None = None
     # Set when the secret presented is the previous one of a rolled API key: it works until then.
     grace_until: datetime | None = None
 
@@ -121,6 +122,7 @@ async def api_key_state(session: AsyncSession, settings: Settings, secret: str) 
         revoked_at=key.revoked_at,
         account_active=account_status == "active",
         grace_until=grace_until,
+        issued_to=key.issued_to,
     )
     now = utcnow()
     if state.refusal(now) is None and _stale(key.last_used_at, now):
@@ -146,6 +148,7 @@ async def client_state(session: AsyncSession, settings: Settings, client_id: str
         expires_at=client.expires_at,
         revoked_at=client.revoked_at,
         account_active=account_status == "active",
+        issued_to=client.issued_to,
     )
     now = utcnow()
     if state.refusal(now) is None and _stale(client.last_used_at, now):
