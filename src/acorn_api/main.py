@@ -24,6 +24,7 @@ from acorn_api.core.db import Resources, make_engine, make_sessionmaker
 from acorn_api.core.idempotency import IdempotentReplay, handle_replay
 from acorn_api.core.logging import configure_logging
 from acorn_api.core.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
+from acorn_api.core.text_input import ControlCharacterMiddleware
 from acorn_api.quotes.router import policy_router as quote_policy_router
 from acorn_api.quotes.router import prices_router
 from acorn_api.quotes.router import router as quotes_router
@@ -130,7 +131,9 @@ def create_app(settings: Settings | None = None, *, resources: Resources | None 
     app.add_exception_handler(StarletteHTTPException, errors.handle_http_exception)
     app.add_exception_handler(Exception, errors.handle_unexpected)
 
-    # Added last = outermost: the request id exists before anything else runs.
+    # Added last = outermost: the request id exists before anything else runs. Control characters are
+    # checked inside the body limit, so the body it reads is already bounded.
+    app.add_middleware(ControlCharacterMiddleware)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:
         app.add_middleware(

@@ -39,6 +39,7 @@ from acorn_api.catalog.repository import items
 from acorn_api.core.errors import Unprocessable, field_error
 from acorn_api.core.money import CURRENCY_CODES
 from acorn_api.core.regions import MARKETPLACE_REGION, Marketplace, Region
+from acorn_api.core.text_input import control_character_problem
 from acorn_api.quotes import events
 from acorn_api.quotes.models import QuoteStatus, ScopeType
 from acorn_api.quotes.parsing import parse_instant, parse_price
@@ -108,6 +109,7 @@ class Row:
     number: int
     values: dict[str, str]
     parsed: dict[str, Any] = field(default_factory=dict)
+    problems: list[tuple[str, str]] = field(default_factory=list)  # (column, reason) found while reading
 
 
 def read_rows(text: str) -> list[Row]:
@@ -117,6 +119,9 @@ def read_rows(text: str) -> list[Row]:
     try:
         reader = csv.reader(io.StringIO(text, newline=""), strict=True)
         header = [h.strip().lower() for h in next(reader)]
+        for name in header:
+            if problem := control_character_problem(name, multi_line=False):
+                raise file_error(f"The header {problem}.", "csv_columns")
         if len(set(header)) != len(header):
             raise file_error(
                 "The header repeats a column: " + ", ".join(sorted({h for h in header if header.count(h) > 1}))
@@ -143,7 +148,9 @@ def read_rows(text: str) -> list[Row]:
             if len(fields) != len(header):
                 rows.append(Row(number, {"__shape__": f"has {len(fields)} fields; the header has {len(header)}"}))
                 continue
-            rows.append(Row(number, {h: f.strip() for h, f in zip(header, fields, strict=True)}))
+            values = {h: f.strip() for h, f in zip(header, fields, strict=True)}
+            problems = [(h, problem) for h, f in values.items() if (problem := control_character_problem(f))]
+            rows.append(Row(number, values, problems=problems))
     except csv.Error as exc:
         raise file_error(f"The file is not valid CSV: {exc}.") from exc
     if not rows:
@@ -160,6 +167,10 @@ def parse_row(row: Row, errors: list[ImportRowError]) -> None:
 
     if "__shape__" in v:
         bad(None, v["__shape__"])
+        return
+    if row.problems:
+        for column, reason in row.problems:
+            bad(column, reason)
         return
     asin, sku = v.get("asin", "").upper(), v.get("vendor_sku", "")
     if not asin and not sku:
