@@ -23,6 +23,7 @@ from tests.stores.factories import store_body
 def q(client: AsyncClient, account: Tenant) -> Quotes:
     return Quotes(client, account)
 
+
 FREE_TEXT_FILTERS = [
     ("/v1/items", "asin"),
     ("/v1/items", "vendor_sku"),
