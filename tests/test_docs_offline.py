@@ -23,7 +23,7 @@ from acorn_api.settings import Settings
 from tests.test_live_server import free_port
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
-EXTERNAL_URL = re.compile(r"""(?:src|href)=["']?(?:https?:)?//(?!127\\.0\\.0\\.1)""")
+EXTERNAL_URL = re.compile(r"""(?:src|href)=["']?(?:https?:)?//(?!127\.0\.0\.1)""")
 
 
 @pytest.fixture(scope="module")
