@@ -159,7 +159,14 @@ async def _make_account(
         created = await create_account(s, settings, name=name)
         keys: dict[str, str] = {}
         for role in roles:
-            _, secret = await issue_api_key(s, settings, created.account.id, name=f"{role.value} key", role=role)
+            _, secret = await issue_api_key(
+                s,
+                settings,
+                created.account.id,
+                name=f"{role.value} key",
+                role=role,
+                issued_to=f"{role.value} of {name}",
+            )
             keys[role.value] = secret
         await s.commit()
     return Tenant(id=created.account.id, admin_key=created.secret, keys=keys)

@@ -8,6 +8,10 @@ PostgreSQL and Redis. Two things are left out, on purpose:
   marketplace, an opaque cursor the API issued). Those answers are 409/422 problems by design.
 * rolling and revoking API keys: the stateful phase would roll or revoke the very key the run uses;
   ``tests/accounts`` covers both operations.
+
+A second, focused fuzzing phase hammers the read operations (every filter and path parameter) with more
+examples and NUL bytes allowed: it is what found ``GET /v1/items?q=%00`` answering 500 (issue 12), and it
+would find the next such input by itself.
 """
 
 from __future__ import annotations
@@ -87,5 +91,51 @@ def test_no_5xx_and_no_response_that_breaks_the_schema(live_api: LiveApi, tmp_pa
         capture_output=True,
         text=True,
         timeout=900,
+    )
+    assert result.returncode == 0, result.stdout[-20000:] + result.stderr[-5000:]
+
+
+def _schemathesis(live_api: LiveApi, tmp_path: Path, *args: str, timeout: int) -> subprocess.CompletedProcess[str]:
+    executable = shutil.which("schemathesis", path=str(Path(sys.executable).parent))
+    assert executable, "schemathesis is a dev dependency"
+    return subprocess.run(
+        [
+            executable,
+            "run",
+            f"{live_api.base_url}/openapi.json",
+            "--header",
+            f"Authorization: Bearer {live_api.api_key}",
+            *args,
+            "--no-color",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.mark.committing
+@pytest.mark.slow
+def test_fuzzing_the_read_operations_finds_no_5xx(live_api: LiveApi, tmp_path: Path) -> None:
+    result = _schemathesis(
+        live_api,
+        tmp_path,
+        "--phases",
+        "fuzzing",
+        "--include-method",
+        "GET",
+        "--checks",
+        "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
+        "--generation-allow-x00",
+        "true",
+        "--max-examples",
+        "60",
+        "--seed",
+        "20261201",
+        "--generation-database",
+        "none",
+        "--continue-on-failure",
+        timeout=600,
     )
     assert result.returncode == 0, result.stdout[-20000:] + result.stderr[-5000:]

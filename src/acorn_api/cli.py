@@ -94,14 +94,14 @@ def openapi(
     typer.echo(f"wrote {output}")
 
 
-async def _create_account(settings: Settings, name: str) -> dict[str, str]:
+async def _create_account(settings: Settings, name: str, issued_to: str | None = None) -> dict[str, str]:
     from acorn_api.accounts.service import create_account
     from acorn_api.core.db import make_engine, make_sessionmaker
 
     engine = make_engine(settings, pool_size=1, max_overflow=0)
     try:
         async with make_sessionmaker(engine)() as session:
-            created = await create_account(session, settings, name=name)
+            created = await create_account(session, settings, name=name, issued_to=issued_to)
             await session.commit()
             return {"account_id": str(created.account.id), "api_key": created.secret}
     finally:
@@ -112,6 +112,10 @@ async def _create_account(settings: Settings, name: str) -> dict[str, str]:
 def create_account_command(
     name: Annotated[str, typer.Option(help="the account's display name")],
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object for scripts")] = False,
+    issued_to: Annotated[
+        str | None,
+        typer.Option(help="the person the first admin key is issued to (default: 'first admin of <name>')"),
+    ] = None,
 ) -> None:
     """Create an account and print its first admin API key (shown once)."""
     settings = _settings()
@@ -119,7 +123,9 @@ def create_account_command(
         raise typer.BadParameter("set ACORN_DATABASE_URL")
     if not name.strip() or len(name) > 200:
         raise typer.BadParameter("name must be 1-200 characters", param_hint="--name")
-    created = asyncio.run(_create_account(settings, name.strip()))
+    if issued_to is not None and not issued_to.strip():
+        raise typer.BadParameter("must name a person", param_hint="--issued-to")
+    created = asyncio.run(_create_account(settings, name.strip(), issued_to.strip() if issued_to else None))
     if as_json:
         typer.echo(json.dumps(created))
     else:

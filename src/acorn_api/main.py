@@ -21,9 +21,11 @@ from acorn_api.amazon.router import router as vendor_router
 from acorn_api.catalog.router import router as items_router
 from acorn_api.core import errors
 from acorn_api.core.db import Resources, make_engine, make_sessionmaker
+from acorn_api.core.docs import install_docs
 from acorn_api.core.idempotency import IdempotentReplay, handle_replay
 from acorn_api.core.logging import configure_logging
 from acorn_api.core.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
+from acorn_api.core.text_input import ControlCharacterMiddleware
 from acorn_api.quotes.router import policy_router as quote_policy_router
 from acorn_api.quotes.router import prices_router
 from acorn_api.quotes.router import router as quotes_router
@@ -117,12 +119,14 @@ def create_app(settings: Settings | None = None, *, resources: Resources | None 
         version="0.1.0",
         description=API_DESCRIPTION,
         lifespan=lifespan,
-        docs_url="/docs" if docs else None,
-        redoc_url="/redoc" if docs else None,
+        docs_url=None,  # served by core/docs.py from installed assets, not a CDN
+        redoc_url=None,
         openapi_url="/openapi.json",
     )
     app.state.settings = settings
     app.state.resources = resources
+    if docs:
+        install_docs(app)
 
     app.add_exception_handler(IdempotentReplay, handle_replay)
     app.add_exception_handler(errors.AcornError, errors.handle_acorn_error)
@@ -130,7 +134,9 @@ def create_app(settings: Settings | None = None, *, resources: Resources | None 
     app.add_exception_handler(StarletteHTTPException, errors.handle_http_exception)
     app.add_exception_handler(Exception, errors.handle_unexpected)
 
-    # Added last = outermost: the request id exists before anything else runs.
+    # Added last = outermost: the request id exists before anything else runs. Control characters are
+    # checked inside the body limit, so the body it reads is already bounded.
+    app.add_middleware(ControlCharacterMiddleware)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:
         app.add_middleware(

@@ -56,6 +56,10 @@ class Settings(BaseSettings):
     credential_cache_seconds: float = Field(
         default=5.0, ge=0, le=60, description="how long a process trusts a looked-up credential before re-reading it"
     )
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        description="bearer token that GET /metrics requires; unset, /metrics answers 404 (metrics are not public)",
+    )
     api_key_roll_grace_hours: int = Field(default=24, ge=0, le=168, description="old secret stays valid after a roll")
 
     # Rate limits (token bucket per credential): requests per minute, by role; "scoped" is for credentials

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 import random
 import secrets
@@ -135,6 +136,11 @@ class Stats:
         }
 
 
+def _same(given: str | None, expected: str) -> bool:
+    """Constant-time comparison of a presented secret with the configured one."""
+    return given is not None and hmac.compare_digest(given.encode(), expected.encode())
+
+
 def _json_response(status: int, body: Any, headers: Mapping[str, str] | None = None) -> Response:
     content = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
     return Response(content, status_code=status, media_type="application/json", headers=headers)
@@ -243,9 +249,10 @@ class Simulator:
                 400,
                 {"error": "unsupported_grant_type", "error_description": "The grant type is not supported."},
             )
-        if form.get("client_id") != self.config.client_id or form.get("client_secret") != self.config.client_secret:
+        client_ok = _same(form.get("client_id"), self.config.client_id)
+        if not (_same(form.get("client_secret"), self.config.client_secret) and client_ok):
             return _json_response(401, {"error": "invalid_client", "error_description": "Client authentication failed"})
-        if form.get("refresh_token") != self.config.refresh_token:
+        if not _same(form.get("refresh_token"), self.config.refresh_token):
             description = "The request has an invalid grant parameter : refresh_token"
             return _json_response(400, {"error": "invalid_grant", "error_description": description})
         token = "Atza|" + secrets.token_urlsafe(48)

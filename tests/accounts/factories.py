@@ -17,7 +17,7 @@ from tests.conftest import Tenant
 
 
 def credential_body(**overrides: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {"name": "ERP integration", "role": "purchasing"}
+    body: dict[str, Any] = {"name": "ERP integration", "role": "purchasing", "issued_to": "erp.team@brand.example"}
     body.update(overrides)
     return {k: v for k, v in body.items() if v is not None}
 

@@ -8,6 +8,7 @@ import httpx
 import pytest
 from fastapi import APIRouter, FastAPI
 from httpx import AsyncClient
+from pydantic import SecretStr
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -147,10 +148,11 @@ async def test_readyz_checks_database_and_redis(client: AsyncClient) -> None:
     assert r.json() == {"status": "ok", "database": "ok", "redis": "ok"}
 
 
-async def test_metrics_count_requests_by_route_template(client: AsyncClient, account: Tenant) -> None:
+async def test_metrics_count_requests_by_route_template(client: AsyncClient, account: Tenant, app: FastAPI) -> None:
     store = (await client.post("/v1/stores", json=store_body(), headers=account.headers())).json()
     await client.get(f"/v1/stores/{store['id']}", headers=account.headers())
-    text = (await client.get("/metrics")).text
+    app.state.settings = app.state.settings.model_copy(update={"metrics_token": SecretStr("scrape-me")})
+    text = (await client.get("/metrics", headers={"Authorization": "Bearer scrape-me"})).text
     assert 'route="/v1/stores/{store_id}"' in text
     assert store["id"] not in text
     assert "acorn_http_request_duration_seconds_bucket" in text

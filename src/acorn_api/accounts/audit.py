@@ -17,7 +17,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from acorn_api.core.models import Base, TenantMixin
 
 if TYPE_CHECKING:
-    from acorn_api.accounts.auth import Caller
+    from acorn_api.accounts.caller import Caller
 
 
 class AuditEvent(TenantMixin, Base):

@@ -7,22 +7,21 @@ the scopes into the operation's OpenAPI security requirements, and :func:`curren
 
 from __future__ import annotations
 
-import uuid
-from dataclasses import dataclass, field
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import Depends, Request, Security
 from fastapi.openapi.models import OAuthFlowClientCredentials, OAuthFlows
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, OAuth2, SecurityScopes
 
-from acorn_api.accounts.scopes import SCOPES, grants
+from acorn_api.accounts.cache import api_key_state
+from acorn_api.accounts.caller import Caller, CredentialType, unauthorized
+from acorn_api.accounts.scopes import SCOPES
+from acorn_api.accounts.tokens import caller_from_access_token
 from acorn_api.core.db import Session
 from acorn_api.core.deps import AppSettings
 from acorn_api.core.errors import NotPermitted, TooManyRequests, Unauthorized
 from acorn_api.core.ratelimit import Bucket, rate_limiter
 from acorn_api.settings import Settings
-
-CredentialType = Literal["api_key", "oauth_client"]
 
 oauth2_scheme = OAuth2(
     flows=OAuthFlows(clientCredentials=OAuthFlowClientCredentials(tokenUrl="/oauth/token", scopes=SCOPES)),
@@ -38,33 +37,11 @@ api_key_scheme = HTTPBearer(
 )
 
 
-@dataclass(frozen=True)
-class Caller:
-    account_id: uuid.UUID
-    credential_id: uuid.UUID
-    credential_type: CredentialType
-    scopes: frozenset[str]
-    role: str | None = None
-    token_id: str | None = field(default=None, compare=False)
-
-    def can(self, scope: str) -> bool:
-        return grants(self.scopes, scope)
-
-
-def unauthorized(detail: str, *, error: str = "invalid_token") -> Unauthorized:
-    return Unauthorized(
-        detail,
-        code="invalid-credentials",
-        headers={"WWW-Authenticate": f'Bearer error="{error}"'},
-    )
-
-
+__all__ = ["Caller", "CredentialType", "current_caller", "unauthorized"]
 _unauthorized = unauthorized  # the name the first version exported
 
 
 async def _caller_from_api_key(session: Session, settings: AppSettings, secret: str) -> Caller:
-    from acorn_api.accounts.cache import api_key_state
-
     state = await api_key_state(session, settings, secret)
     if state is None:
         raise unauthorized("The API key is not valid.")
@@ -77,6 +54,7 @@ async def _caller_from_api_key(session: Session, settings: AppSettings, secret: 
         credential_type="api_key",
         scopes=state.scopes,
         role=state.role,
+        issued_to=state.issued_to,
     )
 
 
@@ -93,8 +71,6 @@ async def authenticate(request: Request, session: Session, settings: AppSettings
     if scheme.lower() != "bearer" or not token:
         raise unauthorized("Use the Bearer scheme: `Authorization: Bearer <token>`.", error="invalid_request")
     if token.count(".") == 2:
-        from acorn_api.accounts.tokens import caller_from_access_token
-
         return await caller_from_access_token(request, session, settings, token)
     return await _caller_from_api_key(session, settings, token)
 

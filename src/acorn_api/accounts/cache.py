@@ -8,6 +8,7 @@ within that many seconds. Expiry and the roll grace period are checked against t
 
 from __future__ import annotations
 
+import hmac
 import time
 import uuid
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ class CredentialState:
     expires_at: datetime | None
     revoked_at: datetime | None
     account_active: bool
+    issued_to: str | None = None
     # Set when the secret presented is the previous one of a rolled API key: it works until then.
     grace_until: datetime | None = None
 
@@ -104,9 +106,10 @@ async def api_key_state(session: AsyncSession, settings: Settings, secret: str) 
     if found is None:
         return None
     key, account_status = found
-    if digest == key.secret_hash:
+    # Constant-time: the time a comparison takes must not tell how much of a guessed hash was right.
+    if hmac.compare_digest(digest, key.secret_hash):
         grace_until = None
-    elif key.previous_secret_hash is not None and digest == key.previous_secret_hash:
+    elif key.previous_secret_hash is not None and hmac.compare_digest(digest, key.previous_secret_hash):
         grace_until = key.previous_valid_until or utcnow()
     else:
         return None
@@ -119,6 +122,7 @@ async def api_key_state(session: AsyncSession, settings: Settings, secret: str) 
         revoked_at=key.revoked_at,
         account_active=account_status == "active",
         grace_until=grace_until,
+        issued_to=key.issued_to,
     )
     now = utcnow()
     if state.refusal(now) is None and _stale(key.last_used_at, now):
@@ -144,6 +148,7 @@ async def client_state(session: AsyncSession, settings: Settings, client_id: str
         expires_at=client.expires_at,
         revoked_at=client.revoked_at,
         account_active=account_status == "active",
+        issued_to=client.issued_to,
     )
     now = utcnow()
     if state.refusal(now) is None and _stale(client.last_used_at, now):

@@ -36,6 +36,9 @@ class ApiKey(TenantMixin, Base):
     secret_hash: Mapped[str] = mapped_column(String(128))
     role: Mapped[str | None] = mapped_column(String(20))
     scopes: Mapped[list[str]] = mapped_column(ARRAY(Text), default=list, server_default="{}")
+    # The person the credential was issued to (a name or an email). Four-eyes compares people: two
+    # credentials issued to one person are one approver. Required for credentials that can approve quotes.
+    issued_to: Mapped[str | None] = mapped_column(String(320))
     expires_at: Mapped[datetime | None]
     last_used_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
@@ -64,6 +67,9 @@ class OAuthClient(TenantMixin, Base):
     secret_hash: Mapped[str] = mapped_column(String(128))
     role: Mapped[str | None] = mapped_column(String(20))
     scopes: Mapped[list[str]] = mapped_column(ARRAY(Text), default=list, server_default="{}")
+    # The person the credential was issued to (a name or an email). Four-eyes compares people: two
+    # credentials issued to one person are one approver. Required for credentials that can approve quotes.
+    issued_to: Mapped[str | None] = mapped_column(String(320))
     expires_at: Mapped[datetime | None]
     last_used_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]

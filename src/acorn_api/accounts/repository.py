@@ -76,6 +76,13 @@ class ApiKeyRepository(AccountScopedRepository[ApiKey]):
         )
         return int(await session.scalar(stmt) or 0)
 
+    async def issued_to(self, session: AsyncSession, account_id: uuid.UUID, row_id: uuid.UUID) -> str | None:
+        """The person this credential was issued to (None when there is no such credential)."""
+        person: str | None = await session.scalar(
+            select(ApiKey.issued_to).where(ApiKey.account_id == account_id, ApiKey.id == row_id)
+        )
+        return person
+
 
 class OAuthClientRepository(AccountScopedRepository[OAuthClient]):
     model = OAuthClient
@@ -113,6 +120,13 @@ class OAuthClientRepository(AccountScopedRepository[OAuthClient]):
             )
         )
         return int(await session.scalar(stmt) or 0)
+
+    async def issued_to(self, session: AsyncSession, account_id: uuid.UUID, row_id: uuid.UUID) -> str | None:
+        """The person this credential was issued to (None when there is no such credential)."""
+        person: str | None = await session.scalar(
+            select(OAuthClient.issued_to).where(OAuthClient.account_id == account_id, OAuthClient.id == row_id)
+        )
+        return person
 
 
 class AuditEventRepository(AccountScopedRepository[AuditEvent]):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Annotated, Any, Literal
 
@@ -33,6 +34,36 @@ ScopeList = Annotated[
 ]
 CredentialName = Annotated[str, Field(min_length=1, max_length=200, examples=["NetSuite integration"])]
 
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+LEGACY_PERSON_PREFIX = "legacy:"
+
+
+def _person(value: str) -> str:
+    value = " ".join(value.split())
+    if not value:
+        raise ValueError("must name a person (a name or an email)")
+    if value.casefold().startswith(LEGACY_PERSON_PREFIX):
+        raise ValueError(f"the prefix {LEGACY_PERSON_PREFIX!r} is reserved for credentials made before issued_to")
+    if "@" in value and not _EMAIL.match(value):
+        raise ValueError("looks like an email but is not one")
+    if not any(ch.isalpha() for ch in value):
+        raise ValueError("must name a person (a name or an email)")
+    return value
+
+
+IssuedTo = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=320,
+        description="the person this credential is issued to (a name or an email); required when the credential "
+        "can approve quotes. Four-eyes compares people: a quote's approver must be another person than its "
+        "submitter, whichever credentials they use.",
+        examples=["jane.doe@brand.example"],
+    ),
+    AfterValidator(_person),
+]
+
 
 class CredentialCreate(BaseModel):
     """A credential gets either a ``role`` (a named scope set) or explicit ``scopes`` — not both."""
@@ -47,6 +78,7 @@ class CredentialCreate(BaseModel):
     role: Role | SkipJsonSchema[None] = None
     scopes: ScopeList | SkipJsonSchema[None] = None
     expires_at: UTCDateTime | None = Field(default=None, description="after this, the credential stops working")
+    issued_to: IssuedTo | SkipJsonSchema[None] = None
 
     @field_validator("role", "scopes", mode="before")
     @classmethod
@@ -69,6 +101,10 @@ class CredentialOut(BaseModel):
     name: str
     role: Role | None
     scopes: list[str] = Field(description="the effective scopes: the role's set, or the explicit list")
+    issued_to: str | None = Field(
+        description="the person the credential is issued to; `legacy:<id>` for credentials made before this "
+        "field existed (each counts as its own person)"
+    )
     created_at: UTCDateTime
     last_used_at: UTCDateTime | None = Field(description="accurate to about a minute")
     expires_at: UTCDateTime | None

@@ -15,8 +15,8 @@ from datetime import datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from acorn_api.accounts import audit
-from acorn_api.accounts.auth import Caller
 from acorn_api.accounts.cache import forget_credentials
+from acorn_api.accounts.caller import Caller
 from acorn_api.accounts.models import Account, ApiKey, OAuthClient
 from acorn_api.accounts.repository import accounts, api_keys, audit_events, oauth_clients
 from acorn_api.accounts.schemas import CredentialCreate
@@ -28,10 +28,12 @@ from acorn_api.core.pagination import PageParams, Slice
 from acorn_api.core.time import utcnow
 from acorn_api.settings import Settings
 
+# A credential holding this scope must name the person it is issued to (four-eyes compares people).
+APPROVING_SCOPE = "quotes:approve"
 API_KEY_KIND = "acn"
 CLIENT_KIND = "acc"
-API_KEY_AUDITED = ("name", "prefix", "role", "scopes", "expires_at", "revoked_at", "previous_valid_until")
-CLIENT_AUDITED = ("name", "client_id", "role", "scopes", "expires_at", "revoked_at", "secret_rotated_at")
+API_KEY_AUDITED = ("name", "prefix", "role", "scopes", "issued_to", "expires_at", "revoked_at", "previous_valid_until")
+CLIENT_AUDITED = ("name", "client_id", "role", "scopes", "issued_to", "expires_at", "revoked_at", "secret_rotated_at")
 
 
 @dataclass(frozen=True)
@@ -41,11 +43,20 @@ class NewAccount:
     secret: str
 
 
-async def create_account(session: AsyncSession, settings: Settings, *, name: str) -> NewAccount:
+async def create_account(
+    session: AsyncSession, settings: Settings, *, name: str, issued_to: str | None = None
+) -> NewAccount:
     """Create a tenant with one admin API key; the key's secret is returned once and never stored."""
     account = accounts.add(session, Account(name=name))
     await session.flush()
-    key, secret = await issue_api_key(session, settings, account.id, name="first admin key", role=Role.admin)
+    key, secret = await issue_api_key(
+        session,
+        settings,
+        account.id,
+        name="first admin key",
+        role=Role.admin,
+        issued_to=issued_to or f"first admin of {name}",
+    )
     return NewAccount(account=account, api_key=key, secret=secret)
 
 
@@ -59,8 +70,11 @@ async def issue_api_key(
     scopes: list[str] | None = None,
     expires_at: datetime | None = None,
     created_by_id: uuid.UUID | None = None,
+    issued_to: str | None = None,
 ) -> tuple[ApiKey, str]:
-    """Create an API key with a role or explicit scopes; the secret is returned once."""
+    """Create an API key with a role or explicit scopes; the secret is returned once.
+
+    ``issued_to`` names the person who holds it (the HTTP API requires it for keys that can approve)."""
     issued = new_secret(API_KEY_KIND)
     key = api_keys.add(
         session,
@@ -73,6 +87,7 @@ async def issue_api_key(
             scopes=sorted(scopes or []),
             expires_at=expires_at,
             created_by_id=created_by_id,
+            issued_to=issued_to,
         ),
     )
     await session.flush()
@@ -86,6 +101,13 @@ def _check_new_credential(caller: Caller, data: CredentialCreate) -> None:
     if data.expires_at is not None and data.expires_at <= utcnow():
         raise invalid_field(["body", "expires_at"], "must be in the future")
     wanted = scopes_for(data.role.value if data.role else None, data.scopes)
+    if data.issued_to is None and grants(wanted, APPROVING_SCOPE):
+        raise invalid_field(
+            ["body", "issued_to"],
+            f"required for a credential that can approve quotes ({APPROVING_SCOPE}): name the person it is issued "
+            "to, so that four-eyes can tell people apart",
+            "missing",
+        )
     beyond = sorted(s for s in wanted if not caller.can(s))
     if beyond:
         raise NotPermitted(
@@ -136,6 +158,7 @@ async def create_api_key(
         scopes=data.scopes,
         expires_at=data.expires_at,
         created_by_id=_created_by(caller),
+        issued_to=data.issued_to,
     )
     await session.refresh(key)
     audit.record(session, caller, "api_key.created", "api_key", key.id, after=_api_key_snapshot(key))
@@ -198,6 +221,7 @@ async def create_oauth_client(
             scopes=sorted(data.scopes or []),
             expires_at=data.expires_at,
             created_by_id=caller.credential_id,
+            issued_to=data.issued_to,
         ),
     )
     await session.flush()
@@ -260,6 +284,13 @@ async def rotate_client_secret(
     )
     forget_credentials()
     return client, issued.secret
+
+
+async def person_of(session: AsyncSession, account_id: uuid.UUID, credential_id: uuid.UUID) -> str | None:
+    """The person a credential (API key or OAuth client) of the account was issued to, or None."""
+    return await api_keys.issued_to(session, account_id, credential_id) or await oauth_clients.issued_to(
+        session, account_id, credential_id
+    )
 
 
 # --- the token endpoint ----------------------------------------------------------------------------------

@@ -22,8 +22,8 @@ from joserfc.errors import JoseError
 from joserfc.jwt import JWTClaimsRegistry
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from acorn_api.accounts.auth import Caller, unauthorized
 from acorn_api.accounts.cache import client_state
+from acorn_api.accounts.caller import Caller, unauthorized
 from acorn_api.accounts.keys import ALGORITHM, KeyRing, key_ring
 from acorn_api.accounts.scopes import grants
 from acorn_api.settings import Settings
@@ -174,4 +174,5 @@ async def caller_from_access_token(request: Request, session: AsyncSession, sett
         scopes=frozenset(s for s in verified.scopes if grants(client.scopes, s)),
         role=client.role,
         token_id=verified.jti,
+        issued_to=client.issued_to,
     )

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable
+from functools import partial
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from acorn_api.accounts import audit
@@ -15,6 +16,7 @@ from acorn_api.catalog.repository import items
 from acorn_api.catalog.schemas import ItemCreate, ItemUpdate, UnitOfMeasure, check_case_size
 from acorn_api.core.errors import Conflict, field_error, invalid_field
 from acorn_api.core.pagination import PageParams, Slice
+from acorn_api.core.unique import flush_unique
 from acorn_api.core.versioning import require_version
 
 AUDITED_FIELDS = (
@@ -40,24 +42,12 @@ def _taken(field: str, value: str) -> Conflict:
     )
 
 
-def _unique_violation(exc: IntegrityError, values: dict[str, Any]) -> Conflict | None:
-    message = str(exc.orig)
-    for field in UNIQUE_FIELDS:
-        if f"uq_items_account_id_{field}" in message:
-            return _taken(field, str(values.get(field)))
-    return None
-
-
-async def _flush_unique(session: AsyncSession, values: dict[str, Any]) -> None:
+def _flush_unique(session: AsyncSession, values: dict[str, Any]) -> Awaitable[None]:
     """Flush, turning a unique violation that slipped past the pre-check (a race) into the same 409."""
-    try:
-        async with session.begin_nested():
-            await session.flush()
-    except IntegrityError as exc:
-        conflict = _unique_violation(exc, values)
-        if conflict is None:
-            raise
-        raise conflict from exc
+    return flush_unique(
+        session,
+        {f"uq_items_account_id_{field}": partial(_taken, field, str(values.get(field))) for field in UNIQUE_FIELDS},
+    )
 
 
 async def create(session: AsyncSession, caller: Caller, data: ItemCreate) -> Item:

@@ -9,6 +9,7 @@ written in the same transaction as the effect, so either both exist or neither d
 from __future__ import annotations
 
 import hashlib
+import hmac
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
@@ -29,6 +30,7 @@ from acorn_api.core.models import Base, TenantMixin
 from acorn_api.core.time import utcnow
 
 OutT = TypeVar("OutT", bound=BaseModel)
+HASH_CHUNK_BYTES = 1 << 20
 
 
 class IdempotencyRecord(TenantMixin, Base):
@@ -101,8 +103,14 @@ class Idempotency:
             if isinstance(value, str):
                 digest.update(value.encode())
             else:
-                digest.update(await value.read())
+                # The route has usually read the upload already: hash it from its start, in chunks, and leave
+                # it where it was, so the hash covers the real content whoever read it first.
+                position = value.file.tell()
                 await value.seek(0)
+                digest.update((value.filename or "").encode() + b"\0")
+                while chunk := await value.read(HASH_CHUNK_BYTES):
+                    digest.update(chunk)
+                await value.seek(position)
             digest.update(b"\0")
 
     async def run(self, account_id: uuid.UUID, out: type[OutT], create: Callable[[], Awaitable[Any]]) -> OutT:
@@ -121,7 +129,7 @@ class Idempotency:
             )
         )
         if stored is not None:
-            if stored.request_hash != request_hash:
+            if not hmac.compare_digest(stored.request_hash, request_hash):
                 raise Unprocessable(
                     "This Idempotency-Key was already used with a different request.",
                     code="idempotency_key_reused",

@@ -135,19 +135,33 @@ class BodySizeLimitMiddleware:
             await self._reject(scope, send)
             return
         received = 0
+        exceeded = False
         response_started = False
 
         async def limited_receive() -> Message:
-            nonlocal received
+            nonlocal received, exceeded
+            if exceeded:
+                raise _BodyTooLarge
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
+                    exceeded = True
                     raise _BodyTooLarge
             return message
 
+        replaced = False
+
         async def tracking_send(message: Message) -> None:
-            nonlocal response_started
+            nonlocal response_started, replaced
+            if exceeded and not response_started and message["type"] == "http.response.start":
+                # The app may have turned the interrupted read into an answer of its own (FastAPI makes any
+                # error while reading a body a 400): a streamed body over the limit is a 413 all the same.
+                response_started = replaced = True
+                await self._reject(scope, send)
+                return
+            if replaced:
+                return
             if message["type"] == "http.response.start":
                 response_started = True
             await send(message)

@@ -39,8 +39,9 @@ from acorn_api.catalog.repository import items
 from acorn_api.core.errors import Unprocessable, field_error
 from acorn_api.core.money import CURRENCY_CODES
 from acorn_api.core.regions import MARKETPLACE_REGION, Marketplace, Region
+from acorn_api.core.text_input import control_character_problem
 from acorn_api.quotes import events
-from acorn_api.quotes.models import Quote, QuoteStatus, ScopeType
+from acorn_api.quotes.models import QuoteStatus, ScopeType
 from acorn_api.quotes.parsing import parse_instant, parse_price
 from acorn_api.quotes.repository import quotes, stores_by_codes
 from acorn_api.quotes.schemas import ImportResult, ImportRowError
@@ -63,6 +64,7 @@ KNOWN_COLUMNS = (
 )
 REQUIRED_COLUMNS = ("currency", "cost_price", "effective_from")
 MAX_ROWS = 10_000
+MAX_IMPORT_BYTES = 10 * 1024 * 1024
 EXPORT_QUEUE_CHUNKS = 16
 EXPORT_COLUMNS = (
     "asin",
@@ -83,19 +85,19 @@ class FileProblem(Unprocessable):
     code = "csv_invalid"
 
 
-def _file_error(detail: str, code: str = "csv_invalid") -> FileProblem:
+def file_error(detail: str, code: str = "csv_invalid") -> FileProblem:
     return FileProblem(detail, code=code, errors=[field_error(["body", "file"], detail, code)])
 
 
 def decode(raw: bytes) -> str:
     """UTF-8 with or without a BOM; anything else is refused with where it went wrong."""
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise _file_error("The file is UTF-16; save it as UTF-8 (CSV UTF-8) and upload again.", "csv_encoding")
+        raise file_error("The file is UTF-16; save it as UTF-8 (CSV UTF-8) and upload again.", "csv_encoding")
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
-        raise _file_error(
+        raise file_error(
             f"The file is not UTF-8: byte 0x{raw[exc.start]:02x} on line {line} cannot be decoded "
             "(Windows-1252 or Latin-1?). Save it as UTF-8 (with or without BOM) and upload again.",
             "csv_encoding",
@@ -107,22 +109,26 @@ class Row:
     number: int
     values: dict[str, str]
     parsed: dict[str, Any] = field(default_factory=dict)
+    problems: list[tuple[str, str]] = field(default_factory=list)  # (column, reason) found while reading
 
 
 def read_rows(text: str) -> list[Row]:
     """Split into rows keyed by column, checking the header; file-level problems raise at once."""
     if not text.strip():
-        raise _file_error("The file is empty; it needs a header row and at least one data row.", "csv_empty")
+        raise file_error("The file is empty; it needs a header row and at least one data row.", "csv_empty")
     try:
         reader = csv.reader(io.StringIO(text, newline=""), strict=True)
         header = [h.strip().lower() for h in next(reader)]
+        for name in header:
+            if problem := control_character_problem(name, multi_line=False):
+                raise file_error(f"The header {problem}.", "csv_columns")
         if len(set(header)) != len(header):
-            raise _file_error(
+            raise file_error(
                 "The header repeats a column: " + ", ".join(sorted({h for h in header if header.count(h) > 1}))
             )
         unknown = [h for h in header if h not in KNOWN_COLUMNS]
         if unknown:
-            raise _file_error(
+            raise file_error(
                 f"Unknown column(s): {', '.join(unknown)}. Known columns: {', '.join(KNOWN_COLUMNS)}.", "csv_columns"
             )
         missing = [c for c in REQUIRED_COLUMNS if c not in header]
@@ -131,22 +137,24 @@ def read_rows(text: str) -> list[Row]:
         if "store_code" not in header and "region" not in header:
             missing.append("store_code or region")
         if missing:
-            raise _file_error(f"Missing column(s): {', '.join(missing)}.", "csv_columns")
+            raise file_error(f"Missing column(s): {', '.join(missing)}.", "csv_columns")
         rows: list[Row] = []
         for fields in reader:
             number = reader.line_num
             if not any(f.strip() for f in fields):
                 continue
             if len(rows) >= MAX_ROWS:
-                raise _file_error(f"The file has more than {MAX_ROWS} rows; split it.", "csv_too_many_rows")
+                raise file_error(f"The file has more than {MAX_ROWS} rows; split it.", "csv_too_many_rows")
             if len(fields) != len(header):
                 rows.append(Row(number, {"__shape__": f"has {len(fields)} fields; the header has {len(header)}"}))
                 continue
-            rows.append(Row(number, {h: f.strip() for h, f in zip(header, fields, strict=True)}))
+            values = {h: f.strip() for h, f in zip(header, fields, strict=True)}
+            problems = [(h, problem) for h, f in values.items() if (problem := control_character_problem(f))]
+            rows.append(Row(number, values, problems=problems))
     except csv.Error as exc:
-        raise _file_error(f"The file is not valid CSV: {exc}.") from exc
+        raise file_error(f"The file is not valid CSV: {exc}.") from exc
     if not rows:
-        raise _file_error("The file has a header but no data rows.", "csv_empty")
+        raise file_error("The file has a header but no data rows.", "csv_empty")
     return rows
 
 
@@ -159,6 +167,10 @@ def parse_row(row: Row, errors: list[ImportRowError]) -> None:
 
     if "__shape__" in v:
         bad(None, v["__shape__"])
+        return
+    if row.problems:
+        for column, reason in row.problems:
+            bad(column, reason)
         return
     asin, sku = v.get("asin", "").upper(), v.get("vendor_sku", "")
     if not asin and not sku:
@@ -227,12 +239,24 @@ def parse_row(row: Row, errors: list[ImportRowError]) -> None:
     p["reason"] = reason or None
 
 
-async def import_drafts(session: AsyncSession, caller: Caller, raw: bytes) -> ImportResult:
-    """Create one draft per row, or none at all: any bad row answers 422 listing every bad row."""
+def parse_file(raw: bytes) -> tuple[list[Row], list[ImportRowError]]:
+    """Decode, split and check every row: pure CPU work, run in a thread by :func:`import_drafts`."""
+    if len(raw) > MAX_IMPORT_BYTES:
+        raise file_error(f"The file is larger than {MAX_IMPORT_BYTES} bytes; split it.", "csv_too_large")
     rows = read_rows(decode(raw))
     errors: list[ImportRowError] = []
     for row in rows:
         parse_row(row, errors)
+    return rows, errors
+
+
+async def import_drafts(session: AsyncSession, caller: Caller, raw: bytes) -> ImportResult:
+    """Create one draft per row, or none at all: any bad row answers 422 listing every bad row.
+
+    Parsing (up to ``MAX_IMPORT_BYTES``) runs in a worker thread so a 10 MB file does not stall the event
+    loop; the database work is set-based: one lookup of the items, one of the stores, and the drafts
+    inserted in batches with ``RETURNING`` (no query per row)."""
+    rows, errors = await asyncio.to_thread(parse_file, raw)
     parsed = [r.parsed for r in rows if r.parsed]
     found_items = await items.by_keys(
         session,
@@ -245,16 +269,15 @@ async def import_drafts(session: AsyncSession, caller: Caller, raw: bytes) -> Im
     by_code = await stores_by_codes(
         session, caller.account_id, [p["store_code"] for p in parsed if p.get("store_code")]
     )
-    new_quotes: list[Quote] = []
+    new_rows: list[dict[str, Any]] = []
     import_id = uuid.uuid4()
+    bad_rows = {e.row for e in errors}
     for row in rows:
-        if not row.parsed or any(e.row == row.number for e in errors):
+        if not row.parsed or row.number in bad_rows:
             continue
-        quote = _resolve_row(row, by_asin, by_sku, by_code, errors)
-        if quote is not None:
-            quote.import_id = import_id
-            quote.created_by = caller.credential_id
-            new_quotes.append(quote)
+        values = _resolve_row(row, by_asin, by_sku, by_code, errors)
+        if values is not None:
+            new_rows.append({**values, "import_id": import_id, "created_by": caller.credential_id})
     if errors:
         errors.sort(key=lambda e: (e.row, e.column or ""))
         raise Unprocessable(
@@ -263,11 +286,8 @@ async def import_drafts(session: AsyncSession, caller: Caller, raw: bytes) -> Im
             errors=[field_error(["body", "file", e.row, e.column or "row"], e.reason) for e in errors[:1000]],
             row_errors=[e.model_dump() for e in errors[:1000]],
         )
+    new_quotes = await quotes.add_many(session, caller.account_id, new_rows)
     for quote in new_quotes:
-        quotes.add(session, caller.account_id, quote)
-    await session.flush()
-    for quote in new_quotes:
-        await session.refresh(quote)
         events.record(session, caller, quote, "created", from_status=None, details={"import_id": import_id})
     audit.record(session, caller, "quote.imported", "quote_import", import_id, after={"rows": len(new_quotes)})
     return ImportResult(
@@ -281,7 +301,8 @@ def _resolve_row(
     by_sku: dict[str, Any],
     by_code: dict[str, Store],
     errors: list[ImportRowError],
-) -> Quote | None:
+) -> dict[str, Any] | None:
+    """The column values of the row's draft, or None (with its problems added to ``errors``)."""
     p = row.parsed
     before = len(errors)
 
@@ -320,21 +341,21 @@ def _resolve_row(
             bad("currency", problem)
     if len(errors) > before or item is None:
         return None
-    return Quote(
-        item_id=item.id,
-        scope_type=scope_type.value,
-        store_id=store.id if store else None,
-        region=p["region"].value if p["region"] else None,
-        marketplace=p["marketplace"].value if p["marketplace"] else None,
-        currency=p["currency"],
-        cost_price=p["cost_price"],
-        list_price=p["list_price"],
-        min_order_quantity=p["min_order_quantity"],
-        effective_from=p["effective_from"],
-        effective_to=p["effective_to"],
-        reason=p["reason"],
-        status=QuoteStatus.draft.value,
-    )
+    return {
+        "item_id": item.id,
+        "scope_type": scope_type.value,
+        "store_id": store.id if store else None,
+        "region": p["region"].value if p["region"] else None,
+        "marketplace": p["marketplace"].value if p["marketplace"] else None,
+        "currency": p["currency"],
+        "cost_price": p["cost_price"],
+        "list_price": p["list_price"],
+        "min_order_quantity": p["min_order_quantity"],
+        "effective_from": p["effective_from"],
+        "effective_to": p["effective_to"],
+        "reason": p["reason"],
+        "status": QuoteStatus.draft.value,
+    }
 
 
 async def export_price_list(

@@ -9,7 +9,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Row, Select, case, or_, select, text
+from sqlalchemy import Row, Select, case, insert, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from acorn_api.catalog.models import Item
@@ -36,6 +36,16 @@ def _in_force(at: datetime) -> Any:
 class QuoteRepository(AccountScopedRepository[Quote]):
     model = Quote
     not_found_message = "No such quote."
+
+    async def add_many(
+        self, session: AsyncSession, account_id: uuid.UUID, rows: Sequence[dict[str, Any]]
+    ) -> list[Quote]:
+        """Insert many quotes with a few batched ``INSERT … RETURNING`` statements; returns them fully loaded."""
+        if not rows:
+            return []
+        stmt = insert(Quote).returning(Quote, sort_by_parameter_order=True)
+        result = await session.scalars(stmt, [{**row, "account_id": account_id} for row in rows])
+        return list(result.all())
 
     def filtered(
         self,

@@ -35,13 +35,13 @@ from acorn_api.quotes.schemas import (
     QuoteUpdate,
     QuoteWithConflicts,
 )
-from acorn_api.stores.repository import stores
+from acorn_api.stores import service as stores_service
 
 router = APIRouter(prefix="/v1/quotes", tags=["quotes"])
 policy_router = APIRouter(prefix="/v1/quote-policy", tags=["quotes"])
 prices_router = APIRouter(tags=["prices"])
 
-MAX_IMPORT_BYTES = 10 * 1024 * 1024
+MAX_IMPORT_BYTES = csv_io.MAX_IMPORT_BYTES
 
 
 class UnsupportedMediaType(AcornError):
@@ -154,10 +154,10 @@ async def _csv_bytes(request: Request) -> bytes:
         form = await request.form(max_files=1, max_fields=5)
         upload: Any = form.get("file")
         if upload is None or isinstance(upload, str):
-            raise csv_io._file_error("Send the CSV as the multipart field `file`.", "csv_missing_file")
+            raise csv_io.file_error("Send the CSV as the multipart field `file`.", "csv_missing_file")
         data: bytes = await upload.read(MAX_IMPORT_BYTES + 1)
         if len(data) > MAX_IMPORT_BYTES:
-            raise csv_io._file_error(f"The file is larger than {MAX_IMPORT_BYTES} bytes; split it.", "csv_too_large")
+            raise csv_io.file_error(f"The file is larger than {MAX_IMPORT_BYTES} bytes; split it.", "csv_too_large")
         return data
     raise UnsupportedMediaType(
         f"Send the CSV as text/csv or multipart/form-data (field `file`), not {content_type or 'no content type'}."
@@ -182,7 +182,7 @@ async def export_prices(
     at: datetime | None = None,
 ) -> StreamingResponse:
     when = _aware(at) or utcnow()
-    store = await stores.get(session, caller.account_id, store_id)
+    store = await stores_service.get(session, caller, store_id)
     body = csv_io.export_price_list(get_resources(request).sessionmaker, caller.account_id, store, when)
     filename = f"prices-{store.code}-{when.date().isoformat()}.csv"
     return StreamingResponse(
@@ -300,7 +300,11 @@ async def submit_quote(
 @router.post(
     "/{quote_id:uuid}/approve",
     summary="Approve a pending quote",
-    description="pending_approval → approved. Four-eyes: the submitting credential cannot approve (403 `four-eyes`). "
+    description="pending_approval → approved. Four-eyes, by person: the approver must be another person than the "
+    "submitter. People are told apart by the `issued_to` of their credentials, so neither the submitting "
+    "credential nor any other credential issued to the same person (compared ignoring case and spacing) may "
+    "approve (403 `four-eyes`); an admin who mints a second credential for themself cannot approve their own "
+    "submission. "
     "A change above the policy threshold needs the finance or admin role (403 `finance-approval-required`). "
     "Conflicts must be acknowledged (409 `unacknowledged-conflicts`). Older approved quotes of the same item and "
     "scope are trimmed, deferred or superseded so that periods never overlap. Only before `effective_from`.",

@@ -25,7 +25,8 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from acorn_api.accounts.auth import Caller
+from acorn_api.accounts import service as accounts_service
+from acorn_api.accounts.caller import Caller, same_person
 from acorn_api.catalog.models import Item
 from acorn_api.catalog.repository import items
 from acorn_api.core.errors import Conflict, NotPermitted, Unprocessable, field_error, invalid_field
@@ -278,6 +279,23 @@ async def submit(session: AsyncSession, caller: Caller, quote_id: uuid.UUID, *, 
     return Outcome(quote, found, assessment.requires_finance)
 
 
+async def _four_eyes(session: AsyncSession, caller: Caller, quote: Quote) -> None:
+    """The approver must be another person than the submitter: people are compared by the ``issued_to`` of
+    their credentials, so a second credential of the submitter (or one an admin mints for themself) is
+    refused too."""
+    if quote.submitted_by is None:
+        return
+    if quote.submitted_by == caller.credential_id:
+        raise NotPermitted("The credential that submitted a quote cannot approve it (four-eyes).", code="four_eyes")
+    submitter = await accounts_service.person_of(session, caller.account_id, quote.submitted_by)
+    if same_person(submitter, caller.issued_to):
+        raise NotPermitted(
+            f"This quote was submitted by {submitter}, to whom this credential is issued too; another person must "
+            "approve it (four-eyes).",
+            code="four_eyes",
+        )
+
+
 async def approve(
     session: AsyncSession, caller: Caller, quote_id: uuid.UUID, *, version: int, acknowledge_conflicts: bool
 ) -> Outcome:
@@ -285,8 +303,7 @@ async def approve(
     quote = await quotes.get_for_update(session, caller.account_id, quote_id)
     _stale(quote, version)
     target = _transition(quote, "approve")
-    if quote.submitted_by == caller.credential_id:
-        raise NotPermitted("The credential that submitted a quote cannot approve it (four-eyes).", code="four_eyes")
+    await _four_eyes(session, caller, quote)
     _not_started(quote, "approve")
     await quotes.lock_scope(session, quote.account_id, quote.item_id, quote.scope_key)
     rules, assessment, found = await _evaluate(session, caller, quote)

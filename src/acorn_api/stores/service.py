@@ -11,6 +11,7 @@ from acorn_api.accounts.auth import Caller
 from acorn_api.core.errors import Conflict, field_error, invalid_field
 from acorn_api.core.pagination import PageParams, Slice
 from acorn_api.core.regions import MARKETPLACE_REGION, Marketplace, Region
+from acorn_api.core.unique import flush_unique
 from acorn_api.core.versioning import require_version
 from acorn_api.stores.models import Store
 from acorn_api.stores.repository import stores
@@ -28,6 +29,9 @@ AUDITED_FIELDS = (
     "status",
     "metadata_",
 )
+
+
+CODE_CONSTRAINT = "uq_stores_account_id_code"
 
 
 def _code_taken(code: str) -> Conflict:
@@ -57,7 +61,7 @@ async def create(session: AsyncSession, caller: Caller, data: StoreCreate) -> St
             metadata_=dict(data.metadata),
         ),
     )
-    await session.flush()
+    await flush_unique(session, {CODE_CONSTRAINT: lambda: _code_taken(data.code)})
     await session.refresh(store)
     audit.record(session, caller, "store.created", "store", store.id, after=audit.snapshot(store, AUDITED_FIELDS))
     return store
@@ -107,7 +111,8 @@ async def update(
     for name, value in changes.items():
         setattr(store, name, value.value if hasattr(value, "value") else value)
     if changes:
-        await session.flush()
+        code = store.code  # read now: a failed savepoint expires the object
+        await flush_unique(session, {CODE_CONSTRAINT: lambda: _code_taken(code)})
         await session.refresh(store)
         after = audit.snapshot(store, AUDITED_FIELDS)
         audit.record(session, caller, "store.updated", "store", store.id, before=before, after=after)
