@@ -11,7 +11,7 @@ from arq.typing import WorkerCoroutine
 from acorn_api.amazon import jobs as vendor_jobs
 from acorn_api.core.db import make_engine, make_sessionmaker
 from acorn_api.core.idempotency import purge_expired
-from acorn_api.core.jobs import job_session
+from acorn_api.core.jobs import job_session, purge_dispatched_jobs, redispatch_jobs
 from acorn_api.core.logging import configure_logging
 from acorn_api.quotes import jobs as quotes_jobs
 from acorn_api.settings import Settings, get_settings
@@ -48,12 +48,17 @@ FUNCTIONS: list[WorkerCoroutine] = [
     vendor_jobs.submit_invoice,
     vendor_jobs.poll_invoice_transaction,
     vendor_jobs.reencrypt_connection_secrets,
+    redispatch_jobs,
+    purge_dispatched_jobs,
 ]
+EVERY_10_SECONDS = {0, 10, 20, 30, 40, 50}
 CRON_JOBS = [
     cron(quotes_jobs.expire_quotes, second={15}, run_at_startup=True, unique=True),
     cron(purge_idempotency_keys, minute={7}, run_at_startup=False, unique=True),
     cron(vendor_jobs.schedule_due_syncs, second={0}, run_at_startup=False, unique=True),
-    cron(vendor_jobs.recover_stale_syncs, second={30}, run_at_startup=True, unique=True),
+    cron(vendor_jobs.recover_stale_syncs, second={s + 5 for s in EVERY_10_SECONDS}, run_at_startup=True, unique=True),
+    cron(redispatch_jobs, second=EVERY_10_SECONDS, run_at_startup=True, unique=True),
+    cron(purge_dispatched_jobs, minute={23}, second={0}, run_at_startup=False, unique=True),
 ]
 
 

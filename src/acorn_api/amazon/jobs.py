@@ -19,8 +19,8 @@ from acorn_api.amazon.errors import SpApiError
 from acorn_api.amazon.lwa import LwaTokenCache
 from acorn_api.amazon.models import VendorConnection
 from acorn_api.amazon.repository import connections, invoice_submissions
-from acorn_api.amazon.sync import SyncContext, execute, make_client, recover_stale
-from acorn_api.core.jobs import job_session
+from acorn_api.amazon.sync import SyncContext, execute, make_client, recover_stale, requeue_orphans
+from acorn_api.core.jobs import enqueue_after_commit, job_session
 from acorn_api.core.time import utcnow
 from acorn_api.ledger.archive import raw_documents
 from acorn_api.settings import Settings
@@ -76,16 +76,16 @@ async def schedule_due_syncs(ctx: dict[str, Any]) -> int:
 
 
 async def recover_stale_syncs(ctx: dict[str, Any]) -> int:
-    """Cron, every minute: runs whose worker died (stale heartbeat) go back to the queue and resume."""
-    recovered = await recover_stale(sync_context(ctx))
-    redis = ctx["redis"]
-    for account_id, run_id in recovered:
-        await redis.enqueue_job(
-            service.RUN_SYNC_JOB, str(account_id), str(run_id), _job_id=f"sync:{run_id}:recover:{uuid.uuid4().hex[:8]}"
-        )
+    """Cron, every 10 s: runs whose worker died (stale heartbeat) go back to the queue and resume; queued runs
+    whose job was lost (Redis restarted without its data, a job that died before claiming) get a new job."""
+    sync = sync_context(ctx)
+    recovered = await recover_stale(sync)
+    orphans = await requeue_orphans(sync)
     if recovered:
         log.warning("stale_syncs_recovered", count=len(recovered))
-    return len(recovered)
+    if orphans:
+        log.warning("orphaned_syncs_requeued", count=len(orphans))
+    return len(recovered) + len(orphans)
 
 
 def _client(ctx: dict[str, Any], connection: VendorConnection) -> Any:
@@ -145,9 +145,15 @@ async def submit_invoice(ctx: dict[str, Any], account_id: str, submission_id: st
         submission.request_id = result.request_id
         submission.submitted_at = utcnow()
         submission.raw_document_id = archived.id
-    await ctx["redis"].enqueue_job(
-        "poll_invoice_transaction", account_id, submission_id, _defer_by=TRANSACTION_POLL_DELAY
-    )
+        # in the outbox with the commit: a worker dying right after it still leaves the poll to be sent
+        enqueue_after_commit(
+            session,
+            "poll_invoice_transaction",
+            account_id,
+            submission_id,
+            account_id=account,
+            defer_by=TRANSACTION_POLL_DELAY,
+        )
     return "submitted"
 
 
@@ -196,10 +202,15 @@ async def poll_invoice_transaction(ctx: dict[str, Any], account_id: str, submiss
             else:
                 again = True
         status = submission.status
-    if again:
-        await ctx["redis"].enqueue_job(
-            "poll_invoice_transaction", account_id, submission_id, _defer_by=TRANSACTION_POLL_DELAY
-        )
+        if again:
+            enqueue_after_commit(
+                session,
+                "poll_invoice_transaction",
+                account_id,
+                submission_id,
+                account_id=account,
+                defer_by=TRANSACTION_POLL_DELAY,
+            )
     return status
 
 
