@@ -40,7 +40,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from arq.connections import ArqRedis
+from arq.connections import ArqRedis, RedisSettings
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy import Index, String, Text, delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -60,6 +64,15 @@ RETENTION = timedelta(days=1)
 DISPATCH_TIMEOUT = 2.0
 REDISPATCH_BATCH = 500
 EPOCH_KEY = "jobs:redis-epoch"
+
+
+def queue_settings(redis_url: str) -> RedisSettings:
+    """arq's Redis settings for the API and the worker: a command on a connection that a Redis restart closed is
+    retried on a fresh one (twice, briefly), instead of failing the first request after every restart."""
+    settings = RedisSettings.from_dsn(redis_url)
+    settings.retry = Retry(ExponentialBackoff(cap=0.5, base=0.05), 2)
+    settings.retry_on_error = [RedisConnectionError, RedisTimeoutError, ConnectionError, TimeoutError]
+    return settings
 
 
 class JobOutbox(Base):
