@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -32,11 +32,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from acorn_api import worker as worker_module
 from acorn_api.amazon import jobs as amazon_jobs
 from acorn_api.amazon.models import SyncRun
-from acorn_api.core.db import Resources, make_sessionmaker
+from acorn_api.core.db import Resources, make_engine, make_sessionmaker
 from acorn_api.core.jobs import JobOutbox, queue_settings, redispatch_jobs
 from acorn_api.core.time import utcnow
 from acorn_api.main import create_app
-from acorn_api.settings import Settings
+from acorn_api.settings import Settings, to_async_database_url
 from tests.amazon.test_sync_support import (
     connection_body,
     expected_orders,
@@ -45,8 +45,8 @@ from tests.amazon.test_sync_support import (
     sim_config,
     stored_orders,
 )
-from tests.conftest import AccountFactory
-from tests.private_servers import PrivateRedis, private_redis
+from tests.conftest import AccountFactory, _make_account
+from tests.private_servers import PrivatePostgres, PrivateRedis, private_postgres, private_redis
 
 pytestmark = [pytest.mark.committing, pytest.mark.slow]
 
@@ -248,3 +248,113 @@ async def test_a_redis_restart_mid_sync_neither_stops_the_worker_nor_loses_the_r
     assert took < 60, f"resumed {took:.0f} s after Redis came back"
     assert done.created == done.fetched == len(truth), "committed pages counted once"
     assert await stored_orders(committing_sessionmaker, tenant.id) == truth
+
+
+RESUME_WITHIN = 45  # seconds from the failure (or from PostgreSQL being back) to the run's next committed page
+
+
+async def test_a_run_whose_worker_was_killed_resumes_within_45_seconds(
+    api: httpx.AsyncClient,
+    private_settings: Settings,
+    make_committed_account: AccountFactory,
+    committing_sessionmaker: async_sessionmaker[AsyncSession],
+    tmp_path: Path,
+) -> None:
+    log_path = tmp_path / "worker.log"
+    log = log_path.open("wb")
+    config = sim_config(seed=48, purchase_orders=900, rate_overrides={"getPurchaseOrders": (2.0, 1)})
+    async with served(config) as sim:
+        victim = spawn_worker(private_settings, log)
+        try:
+            tenant = await make_committed_account("Killed Worker Vendor")
+            created = await api.post("/v1/connections", json=connection_body(sim.url), headers=tenant.headers())
+            r = await api.post(
+                f"/v1/connections/{created.json()['id']}/syncs", json=range_body(), headers=tenant.headers()
+            )
+            run_id = uuid.UUID(r.json()["id"])
+            await wait_for_run(committing_sessionmaker, run_id, lambda run: run.pages >= 3, 60, log_path)
+            os.kill(victim.pid, signal.SIGKILL)
+            killed_at = time.monotonic()
+            victim.wait(10)
+        finally:
+            if victim.poll() is None:
+                victim.kill()
+        dead = await run_of(committing_sessionmaker, run_id)
+        assert dead.status == "running", "the kill landed mid-run"
+
+        restarted = spawn_worker(private_settings, log)  # the orchestrator restarts it at once
+        try:
+            await wait_for_run(
+                committing_sessionmaker, run_id, lambda run: run.pages > dead.pages, RESUME_WITHIN + 15, log_path
+            )
+            resumed_after = time.monotonic() - killed_at
+            done = await wait_for_run(
+                committing_sessionmaker, run_id, lambda run: run.status not in ("queued", "running"), 120, log_path
+            )
+        finally:
+            restarted.send_signal(signal.SIGTERM)
+            restarted.wait(30)
+        truth = expected_orders(sim.simulator)
+    assert resumed_after < RESUME_WITHIN, f"resumed {resumed_after:.0f} s after the kill"
+    assert done.status == "succeeded", (done.error, tail(log_path))
+    assert (done.attempts, done.resumes) == (2, 1)
+    assert done.created == done.fetched == len(truth)
+    assert await stored_orders(committing_sessionmaker, tenant.id) == truth
+
+
+@pytest.fixture
+def postgres() -> Iterator[PrivatePostgres]:
+    with private_postgres() as server:  # outside the event loop: alembic runs its own
+        yield server
+
+
+async def test_a_postgresql_restart_mid_sync_resumes_the_run_within_45_seconds(
+    postgres: PrivatePostgres, private_settings: Settings, pool: ArqRedis, tmp_path: Path
+) -> None:
+    log_path = tmp_path / "worker.log"
+    log = log_path.open("wb")
+    config = sim_config(seed=49, purchase_orders=900, rate_overrides={"getPurchaseOrders": (2.0, 1)})
+    pg_settings = private_settings.model_copy(update={"database_url": to_async_database_url(postgres.url)})
+    engine = make_engine(pg_settings, pool_size=2, max_overflow=2)
+    sessionmaker = make_sessionmaker(engine)
+    app = create_app(pg_settings, resources=Resources(engine=engine, sessionmaker=sessionmaker, redis=pool))
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    worker: subprocess.Popen[bytes] | None = None
+    try:
+        async with served(config) as sim, httpx.AsyncClient(transport=transport, base_url="http://test") as api:
+            tenant = await _make_account(sessionmaker, pg_settings, "Database Restart Vendor", ())
+            worker = spawn_worker(pg_settings.model_copy(update={"database_url": postgres.url}), log)
+            created = await api.post("/v1/connections", json=connection_body(sim.url), headers=tenant.headers())
+            assert created.status_code == 201, created.text
+            r = await api.post(
+                f"/v1/connections/{created.json()['id']}/syncs", json=range_body(), headers=tenant.headers()
+            )
+            run_id = uuid.UUID(r.json()["id"])
+            await wait_for_run(sessionmaker, run_id, lambda run: run.pages >= 3, 60, log_path)
+            before = (await run_of(sessionmaker, run_id)).pages
+
+            postgres.stop()
+            await asyncio.sleep(3)
+            postgres.start()
+            back_at = time.monotonic()
+
+            await wait_for_run(sessionmaker, run_id, lambda run: run.pages > before + 1, RESUME_WITHIN + 15, log_path)
+            resumed_after = time.monotonic() - back_at
+            done = await wait_for_run(
+                sessionmaker, run_id, lambda run: run.status not in ("queued", "running"), 120, log_path
+            )
+            assert worker.poll() is None, "the worker rides out the database outage"
+            truth = expected_orders(sim.simulator)
+            stored = await stored_orders(sessionmaker, tenant.id)
+    finally:
+        if worker is not None:
+            worker.send_signal(signal.SIGTERM)
+            try:
+                worker.wait(30)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+        await engine.dispose()
+    assert resumed_after < RESUME_WITHIN, f"resumed {resumed_after:.0f} s after PostgreSQL came back"
+    assert done.status == "succeeded", (done.error, tail(log_path))
+    assert done.created == done.fetched == len(truth)
+    assert stored == truth

@@ -50,9 +50,9 @@ from acorn_api.settings import Settings
 log = structlog.get_logger(__name__)
 
 HEARTBEAT_INTERVAL = timedelta(seconds=5)
-#: A running run whose heartbeat is older than this lost its worker; it may be taken over. With the recovery
-#: cron every 10 s, a run whose worker was killed resumes within about 40 s.
-STALE_AFTER = timedelta(seconds=30)
+#: A running run whose heartbeat (every 5 s, and at every page) is older than this lost its worker; it may be
+#: taken over. With the recovery cron every 10 s, a run whose worker was killed resumes within about 35 s.
+STALE_AFTER = timedelta(seconds=25)
 #: A queued run untouched for this long is checked for a job behind it (Redis may have lost it) and re-enqueued.
 QUEUED_STALE_AFTER = timedelta(seconds=60)
 #: An unexpected error (a bug, the database gone) hands the run back with a retry this many times, then fails it.
