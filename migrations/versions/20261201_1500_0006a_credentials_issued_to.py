@@ -5,7 +5,7 @@ the rule they lived under (four-eyes by credential), until an admin replaces the
 name their holder. New credentials that can approve quotes must name one (the API checks it).
 
 Revision ID: 0006a
-Revises: 0004
+Revises: 0005b
 Create Date: 2026-12-01 15:00:00+00:00
 """
 
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0006a"
-down_revision: str | Sequence[str] | None = "0004"
+down_revision: str | Sequence[str] | None = "0005b"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -50,13 +50,20 @@ def serve(
 
 
 @app.command()
-def worker() -> None:
-    """Run an arq worker: sync jobs, imports, scheduled work."""
-    from arq.worker import run_worker
+def worker(
+    check: Annotated[
+        bool, typer.Option("--check", help="exit 0 if this host's worker is alive (its health key is fresh), else 1")
+    ] = False,
+) -> None:
+    """Run an arq worker (sync jobs, imports, scheduled work) that reconnects after Redis or database outages."""
+    from acorn_api import worker as worker_module
 
-    from acorn_api.worker import worker_settings
-
-    run_worker(worker_settings(_settings()))
+    settings = _settings()
+    if check:
+        healthy, info = asyncio.run(worker_module.check_health(settings))
+        typer.echo(f"worker healthy: {info}" if healthy else f"worker not healthy: {info or 'no recent heartbeat'}")
+        raise typer.Exit(0 if healthy else 1)
+    worker_module.run(settings)
 
 
 @app.command()

@@ -102,10 +102,9 @@ async def _ensure_demo_connection(base: str, api_key: str, simulator_url: str) -
 
 async def _run(settings: Settings, host: str, port: int, data_dir: Path) -> None:
     import uvicorn
-    from arq.worker import Worker
 
     from acorn_api.main import create_app
-    from acorn_api.worker import worker_settings
+    from acorn_api.worker import supervise
     from acorn_sim import SimulatorConfig, create_simulator_app
 
     class _Embedded(uvicorn.Server):
@@ -127,17 +126,7 @@ async def _run(settings: Settings, host: str, port: int, data_dir: Path) -> None
         )
     )
     api = uvicorn.Server(uvicorn.Config(create_app(settings), host=host, port=port, log_config=None))
-    ws = worker_settings(settings)
-    worker = Worker(
-        functions=ws.functions,
-        cron_jobs=ws.cron_jobs,
-        on_startup=ws.on_startup,
-        on_shutdown=ws.on_shutdown,
-        redis_settings=ws.redis_settings,
-        queue_name=ws.queue_name,
-        ctx=dict(ws.ctx),
-        handle_signals=False,
-    )
+    stop_worker = asyncio.Event()
     base = f"http://{host}:{port}"
     typer.echo(
         f"\nACORN API dev server\n"
@@ -157,7 +146,7 @@ async def _run(settings: Settings, host: str, port: int, data_dir: Path) -> None
             typer.echo(f"  simulator  not started: {SIMULATOR_HOST}:{SIMULATOR_PORT} is in use", err=True)
 
     simulator_task = asyncio.create_task(serve_simulator())
-    worker_task = asyncio.create_task(worker.async_run())
+    worker_task = asyncio.create_task(supervise(settings, stop_worker, handle_signals=False))
     demo_task = asyncio.create_task(_ensure_demo_connection(base, demo["api_key"], simulator_url))
     try:
         await api.serve()
@@ -166,10 +155,9 @@ async def _run(settings: Settings, host: str, port: int, data_dir: Path) -> None
         simulator.should_exit = True
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await simulator_task
-        worker_task.cancel()
+        stop_worker.set()
         with contextlib.suppress(asyncio.CancelledError, Exception):
-            await worker_task
-        await worker.close()
+            await asyncio.wait_for(worker_task, 30)
 
 
 def run_dev(*, host: str, port: int, data_dir: Path) -> None:

@@ -7,7 +7,6 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from arq import create_pool
-from arq.connections import RedisSettings
 from fastapi import APIRouter, FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
@@ -23,6 +22,7 @@ from acorn_api.core import errors
 from acorn_api.core.db import Resources, make_engine, make_sessionmaker
 from acorn_api.core.docs import install_docs
 from acorn_api.core.idempotency import IdempotentReplay, handle_replay
+from acorn_api.core.jobs import queue_settings
 from acorn_api.core.logging import configure_logging
 from acorn_api.core.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from acorn_api.core.text_input import ControlCharacterMiddleware
@@ -60,7 +60,7 @@ async def open_resources(settings: Settings) -> Resources:
     engine = make_engine(settings)
     if not settings.redis_url:
         raise RuntimeError("no Redis configured: set ACORN_REDIS_URL or use `acorn-api dev`")
-    redis = await create_pool(RedisSettings.from_dsn(settings.redis_url), default_queue_name=settings.arq_queue_name)
+    redis = await create_pool(queue_settings(settings.redis_url), default_queue_name=settings.arq_queue_name)
     return Resources(engine=engine, sessionmaker=make_sessionmaker(engine), redis=redis)
 
 
@@ -132,6 +132,8 @@ def create_app(settings: Settings | None = None, *, resources: Resources | None 
     app.add_exception_handler(errors.AcornError, errors.handle_acorn_error)
     app.add_exception_handler(RequestValidationError, errors.handle_validation_error)
     app.add_exception_handler(StarletteHTTPException, errors.handle_http_exception)
+    for outage in errors.DEPENDENCY_ERRORS:  # a database or Redis outage is a 503 with Retry-After, not a 500
+        app.add_exception_handler(outage, errors.handle_dependency_error)
     app.add_exception_handler(Exception, errors.handle_unexpected)
 
     # Added last = outermost: the request id exists before anything else runs. Control characters are

@@ -7,6 +7,7 @@ from acorn_api.accounts import models as accounts_models
 from acorn_api.amazon import models as amazon_models
 from acorn_api.catalog import models as catalog_models
 from acorn_api.core import idempotency
+from acorn_api.core import jobs as core_jobs
 from acorn_api.core.models import Base
 from acorn_api.ledger import archive as ledger_archive
 from acorn_api.ledger import models as ledger_models
@@ -22,6 +23,7 @@ __all__ = [
     "accounts_models",
     "amazon_models",
     "catalog_models",
+    "core_jobs",
     "idempotency",
     "ledger_archive",
     "ledger_models",

@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(default=None, description="redis://host:port/db; unset in dev means embedded Valkey")
     database_pool_size: int = 10
     database_max_overflow: int = 10
+    database_connect_timeout: float = Field(
+        default=5.0, gt=0, le=60, description="seconds to wait for a new database connection before answering 503"
+    )
     log_level: str = "INFO"
     log_json: bool = True
     cors_origins: list[str] = Field(default_factory=list)

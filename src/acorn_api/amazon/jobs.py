@@ -15,7 +15,7 @@ import structlog
 from acorn_api.amazon import connections_service, connector, submissions_service, sync_service
 from acorn_api.amazon.client import RetryPolicy, SpApiClient
 from acorn_api.amazon.connector import ConnectionTarget, make_client
-from acorn_api.amazon.sync import SyncContext, execute, recover_stale
+from acorn_api.amazon.sync import SyncContext, execute, recover_stale, requeue_orphans
 from acorn_api.core.jobs import job_session
 from acorn_api.settings import Settings
 
@@ -71,19 +71,16 @@ async def schedule_due_syncs(ctx: dict[str, Any]) -> int:
 
 
 async def recover_stale_syncs(ctx: dict[str, Any]) -> int:
-    """Cron, every minute: runs whose worker died (stale heartbeat) go back to the queue and resume."""
-    recovered = await recover_stale(sync_context(ctx))
-    redis = ctx["redis"]
-    for account_id, run_id in recovered:
-        await redis.enqueue_job(
-            sync_service.RUN_SYNC_JOB,
-            str(account_id),
-            str(run_id),
-            _job_id=f"sync:{run_id}:recover:{uuid.uuid4().hex[:8]}",
-        )
+    """Cron, every 10 s: runs whose worker died (stale heartbeat) go back to the queue and resume; queued runs
+    whose job was lost (Redis restarted without its data, a job that died before claiming) get a new job."""
+    sync = sync_context(ctx)
+    recovered = await recover_stale(sync)
+    orphans = await requeue_orphans(sync)
     if recovered:
         log.warning("stale_syncs_recovered", count=len(recovered))
-    return len(recovered)
+    if orphans:
+        log.warning("orphaned_syncs_requeued", count=len(orphans))
+    return len(recovered) + len(orphans)
 
 
 def _client_for(ctx: dict[str, Any]) -> submissions_service.ClientFor:
@@ -103,31 +100,20 @@ def _client_for(ctx: dict[str, Any]) -> submissions_service.ClientFor:
     return client_for
 
 
-async def _send_next(ctx: dict[str, Any], account_id: str, submission_id: str, step: submissions_service.Next) -> None:
-    if step.job is None:
-        return
-    job_id = None
-    if step.job == submissions_service.SUBMIT_INVOICE_JOB:
-        job_id = f"invoice:{submission_id}:attempt:{step.attempt}:{uuid.uuid4().hex[:8]}"
-    await ctx["redis"].enqueue_job(step.job, account_id, submission_id, _job_id=job_id, _defer_by=step.delay)
-
-
 async def submit_invoice(ctx: dict[str, Any], account_id: str, submission_id: str) -> str:
     """Send a queued invoice to Amazon (submitInvoices) and start polling its transaction; a transient failure
     is tried again with backoff. A second delivery for a submission that is no longer queued does nothing."""
     step = await submissions_service.submit(
-        ctx["sessionmaker"], _client_for(ctx), uuid.UUID(account_id), uuid.UUID(submission_id)
+        ctx["sessionmaker"], ctx.get("redis"), _client_for(ctx), uuid.UUID(account_id), uuid.UUID(submission_id)
     )
-    await _send_next(ctx, account_id, submission_id, step)
     return step.status
 
 
 async def poll_invoice_transaction(ctx: dict[str, Any], account_id: str, submission_id: str) -> str:
     """Ask Amazon how the submission's transaction went, until Success or Failure."""
     step = await submissions_service.poll(
-        ctx["sessionmaker"], _client_for(ctx), uuid.UUID(account_id), uuid.UUID(submission_id)
+        ctx["sessionmaker"], ctx.get("redis"), _client_for(ctx), uuid.UUID(account_id), uuid.UUID(submission_id)
     )
-    await _send_next(ctx, account_id, submission_id, step)
     return step.status
 
 

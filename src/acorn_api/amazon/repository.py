@@ -272,6 +272,17 @@ class SyncRunRepository(AccountScopedRepository[SyncRun]):
         )
         return list((await session.scalars(stmt)).all())
 
+    async def queued_before(self, session: AsyncSession, touched_before: datetime, limit: int = 100) -> list[SyncRun]:
+        """System-wide: runs queued and untouched since ``touched_before`` (maybe no job behind them), locked."""
+        stmt = (
+            select(SyncRun)
+            .where(SyncRun.status == "queued", SyncRun.updated_at < touched_before)
+            .order_by(SyncRun.updated_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        return list((await session.scalars(stmt)).all())
+
     async def beat(
         self, session: AsyncSession, account_id: uuid.UUID, run_id: uuid.UUID, token: str, now: datetime
     ) -> bool:

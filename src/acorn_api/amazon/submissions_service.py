@@ -19,6 +19,7 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
+from arq.connections import ArqRedis
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -35,7 +36,7 @@ from acorn_api.amazon.repository import connections, invoice_submissions
 from acorn_api.amazon.schemas import InvoiceSubmissionCreate
 from acorn_api.amazon.wire import ApiResult, Transaction
 from acorn_api.core.errors import Conflict, field_error
-from acorn_api.core.jobs import enqueue_after_commit
+from acorn_api.core.jobs import enqueue_after_commit, transaction
 from acorn_api.core.money import quantize
 from acorn_api.core.pagination import PageParams, Slice
 from acorn_api.core.time import utcnow
@@ -184,12 +185,30 @@ async def list_invoice_submissions(
 
 @dataclass(frozen=True)
 class Next:
-    """What the job sends after its transaction committed: a job name and its delay (``None``: nothing)."""
+    """Where a submission goes next: a job name and its delay (``None``: nothing), queued through the job outbox
+    in the same transaction as the state it follows from, so a worker dying after the commit loses no step."""
 
     status: str
     job: str | None = None
     delay: timedelta = timedelta(0)
     attempt: int = 0
+
+
+def _then(session: AsyncSession, account_id: uuid.UUID, submission_id: uuid.UUID, step: Next) -> Next:
+    if step.job is not None:
+        job_id = None
+        if step.job == SUBMIT_INVOICE_JOB:
+            job_id = f"invoice:{submission_id}:attempt:{step.attempt}:{uuid.uuid4().hex[:8]}"
+        enqueue_after_commit(
+            session,
+            step.job,
+            str(account_id),
+            str(submission_id),
+            job_id=job_id,
+            account_id=account_id,
+            defer_by=step.delay or None,
+        )
+    return step
 
 
 def _error_entry(exc: BaseException, *, transient: bool, attempt: int | None = None) -> dict[str, Any]:
@@ -248,6 +267,7 @@ def _apply_transaction(submission: InvoiceSubmission, transaction: Transaction) 
 
 async def submit(
     sessionmaker: async_sessionmaker[AsyncSession],
+    redis: ArqRedis | None,
     client_for: ClientFor,
     account_id: uuid.UUID,
     submission_id: uuid.UUID,
@@ -279,7 +299,7 @@ async def submit(
     except (SpApiError, crypto.SecretsUnreadable, EndpointNotAllowed) as exc:
         error = exc
 
-    async with sessionmaker() as session, session.begin():
+    async with transaction(sessionmaker, redis) as session:
         submission = await invoice_submissions.get_for_update(session, account_id, submission_id)
         if submission.status != "queued":
             return Next(submission.status)  # somebody else finished it meanwhile
@@ -289,7 +309,12 @@ async def submit(
             if checked.value.status != "Failure":
                 submission.status = "submitted"
                 if _apply_transaction(submission, checked.value):
-                    return Next("submitted", POLL_TRANSACTION_JOB, TRANSACTION_POLL_DELAY)
+                    return _then(
+                        session,
+                        account_id,
+                        submission_id,
+                        Next("submitted", POLL_TRANSACTION_JOB, TRANSACTION_POLL_DELAY),
+                    )
                 return Next(submission.status)
         if sent is not None:
             submission.raw_document_id = await _archive(session, account_id, sent, "sp-api:submitInvoices", meta)
@@ -298,12 +323,16 @@ async def submit(
             submission.transaction_status = "Processing"
             submission.request_id = sent.request_id
             submission.submitted_at = utcnow()
-            return Next("submitted", POLL_TRANSACTION_JOB, TRANSACTION_POLL_DELAY)
+            return _then(
+                session, account_id, submission_id, Next("submitted", POLL_TRANSACTION_JOB, TRANSACTION_POLL_DELAY)
+            )
         assert error is not None
         transient = bool(getattr(error, "retryable", False))
         if transient and attempt < MAX_SUBMIT_ATTEMPTS:
             submission.errors = [*(submission.errors or []), _error_entry(error, transient=True, attempt=attempt)]
-            return Next("queued", SUBMIT_INVOICE_JOB, _backoff(attempt), attempt)
+            return _then(
+                session, account_id, submission_id, Next("queued", SUBMIT_INVOICE_JOB, _backoff(attempt), attempt)
+            )
         _finish(
             submission,
             "failed",
@@ -314,6 +343,7 @@ async def submit(
 
 async def poll(
     sessionmaker: async_sessionmaker[AsyncSession],
+    redis: ArqRedis | None,
     client_for: ClientFor,
     account_id: uuid.UUID,
     submission_id: uuid.UUID,
@@ -339,7 +369,7 @@ async def poll(
     except (SpApiError, crypto.SecretsUnreadable, EndpointNotAllowed) as exc:
         error = exc
 
-    async with sessionmaker() as session, session.begin():
+    async with transaction(sessionmaker, redis) as session:
         submission = await invoice_submissions.get_for_update(session, account_id, submission_id)
         if submission.status != "submitted" or submission.transaction_id != transaction_id:
             return Next(submission.status)
@@ -358,10 +388,14 @@ async def poll(
                     submission, "failed", [{"code": "transaction_timeout", "message": "Amazon kept it Processing."}]
                 )
                 return Next("failed")
-            return Next("submitted", POLL_TRANSACTION_JOB, TRANSACTION_POLL_DELAY)
+            return _then(
+                session, account_id, submission_id, Next("submitted", POLL_TRANSACTION_JOB, TRANSACTION_POLL_DELAY)
+            )
         assert error is not None
         if getattr(error, "retryable", False) and polls < MAX_TRANSACTION_POLLS:
-            return Next("submitted", POLL_TRANSACTION_JOB, TRANSACTION_POLL_DELAY)
+            return _then(
+                session, account_id, submission_id, Next("submitted", POLL_TRANSACTION_JOB, TRANSACTION_POLL_DELAY)
+            )
         # the transaction id is kept: a retry checks it before submitting anything again
         _finish(submission, "failed", [_error_entry(error, transient=False)])
         return Next("failed")

@@ -27,6 +27,8 @@ from typing import Any
 import httpx
 import orjson
 import structlog
+from arq.connections import ArqRedis
+from arq.jobs import Job, JobStatus
 from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -41,15 +43,22 @@ from acorn_api.amazon.models import SyncRun, VendorConnection
 from acorn_api.amazon.ratelimit import RatePlan
 from acorn_api.amazon.repository import UpsertCounts, connections, purchase_orders, shipments, sync_runs
 from acorn_api.amazon.wire import Page, PurchaseOrder, PurchaseOrderStatus, ResumePoint, Shipment
+from acorn_api.core.jobs import enqueue_after_commit, transaction
 from acorn_api.core.time import utcnow
 from acorn_api.ledger.archive import raw_documents
 from acorn_api.settings import Settings
 
 log = structlog.get_logger(__name__)
 
-HEARTBEAT_INTERVAL = timedelta(seconds=10)
-#: A running run whose heartbeat is older than this lost its worker; it may be taken over.
-STALE_AFTER = timedelta(minutes=2)
+HEARTBEAT_INTERVAL = timedelta(seconds=5)
+#: A running run whose heartbeat (every 5 s, and at every page) is older than this lost its worker; it may be
+#: taken over. With the recovery cron every 10 s, a run whose worker was killed resumes within about 35 s.
+STALE_AFTER = timedelta(seconds=25)
+#: A queued run untouched for this long is checked for a job behind it (Redis may have lost it) and re-enqueued.
+QUEUED_STALE_AFTER = timedelta(seconds=60)
+#: An unexpected error (a bug, the database gone) hands the run back with a retry this many times, then fails it.
+MAX_UNEXPECTED_ERRORS = 5
+RUN_SYNC_JOB = "run_sync"  # the arq function (amazon.jobs.run_sync)
 INITIAL_LOOKBACK = timedelta(days=181)  # six months of history, whole days included
 #: Incremental syncs start this long before the previous run's end, so a change stamped in the same second
 #: as the previous run's end is not missed; reading it twice changes nothing.
@@ -333,11 +342,15 @@ async def _owned_run(session: AsyncSession, claim_: Claim) -> SyncRun:
 
 
 async def _heartbeat(ctx: SyncContext, claim_: Claim) -> None:
+    """Stamp the run every few seconds while this worker holds it; a missed beat (database blip) is not fatal."""
     while True:
         await asyncio.sleep(ctx.heartbeat_interval.total_seconds())
-        async with ctx.sessionmaker() as session, session.begin():
-            if not await sync_runs.beat(session, claim_.account_id, claim_.run_id, claim_.token, utcnow()):
-                return
+        try:
+            async with ctx.sessionmaker() as session, session.begin():
+                if not await sync_runs.beat(session, claim_.account_id, claim_.run_id, claim_.token, utcnow()):
+                    return
+        except Exception as exc:
+            log.warning("sync_run_heartbeat_missed", run_id=str(claim_.run_id), error=f"{type(exc).__name__}: {exc}")
 
 
 def _error_body(exc: BaseException) -> dict[str, Any]:
@@ -356,10 +369,49 @@ def _error_body(exc: BaseException) -> dict[str, Any]:
     return {"code": "internal", "kind": type(exc).__name__, "message": str(exc)[:500]}
 
 
-async def _release(ctx: SyncContext, claim_: Claim) -> None:
-    async with ctx.sessionmaker() as session, session.begin():
+def _queue(ctx: SyncContext) -> ArqRedis | None:
+    return ctx.redis if isinstance(ctx.redis, ArqRedis) else None
+
+
+def run_job_id(run: SyncRun) -> str:
+    """The arq job id for the next delivery of a queued run: one per claim, so a lost job can be looked up."""
+    return f"sync:{run.id}:{run.attempts}"
+
+
+def _enqueue_run(
+    session: AsyncSession, run: SyncRun, *, job_id: str | None = None, delay: timedelta | None = None
+) -> None:
+    enqueue_after_commit(
+        session,
+        RUN_SYNC_JOB,
+        str(run.account_id),
+        str(run.id),
+        job_id=job_id or run_job_id(run),
+        account_id=run.account_id,
+        defer_by=delay,
+    )
+
+
+def retry_delay(errors: int) -> timedelta:
+    return timedelta(seconds=min(5 * 2 ** (errors - 1), 300))
+
+
+async def _release(ctx: SyncContext, claim_: Claim, exc: BaseException) -> str:
+    """After an unexpected error: back to ``queued`` with a durable, delayed retry; ``failed`` after too many."""
+    async with transaction(ctx.sessionmaker, _queue(ctx)) as session:
         run = await _owned_run(session, claim_)
-        run.status, run.worker_token = "queued", None
+        errors = int(run.details.get("unexpected_errors", 0)) + 1
+        run.details = {**run.details, "unexpected_errors": errors}
+        run.worker_token = None
+        if errors >= MAX_UNEXPECTED_ERRORS:
+            body = _error_body(exc)
+            run.status, run.finished_at, run.error = "failed", utcnow(), body
+            message = f"{run.kind} sync {run.id}: {body['message']}"
+            await connections.record_failure(session, claim_.account_id, run.connection_id, message, flag=False)
+            return run.status
+        run.status = "queued"
+        _enqueue_run(session, run, delay=retry_delay(errors))
+        return run.status
 
 
 async def _finish(
@@ -689,10 +741,15 @@ async def execute(ctx: SyncContext, account_id: uuid.UUID, run_id: uuid.UUID) ->
         return None
     except (SpApiError, crypto.SecretsUnreadable, _ReportsIncomplete, ConnectionStopped, ValueError) as exc:
         error = exc
-    except Exception:
-        # unexpected (database down, a bug): hand the run back so arq's retry resumes it at once
-        with contextlib.suppress(Exception):
-            await _release(ctx, claim_)
+    except Exception as exc:
+        # Unexpected (database down, a bug). arq retries only ``Retry``, so the retry is ours: the run goes back
+        # to the queue with a delayed job in the outbox (or fails after MAX_UNEXPECTED_ERRORS). If even that
+        # cannot be written, the run stays ``running``, its heartbeat goes stale and the recovery cron resumes it.
+        try:
+            status = await _release(ctx, claim_, exc)
+            log.warning("sync_run_released", run_id=str(run_id), status=status, error=f"{type(exc).__name__}: {exc}")
+        except Exception as release_exc:
+            log.warning("sync_run_release_failed", run_id=str(run_id), error=f"{type(release_exc).__name__}")
         raise
     finally:
         beating.cancel()
@@ -714,12 +771,44 @@ async def execute(ctx: SyncContext, account_id: uuid.UUID, run_id: uuid.UUID) ->
 
 
 async def recover_stale(ctx: SyncContext, now: datetime | None = None) -> list[tuple[uuid.UUID, uuid.UUID]]:
-    """Put runs whose worker died back in the queue (watermark kept): returns (account_id, run_id) to enqueue."""
+    """Put runs whose worker died back in the queue (watermark kept) with a job each (durable, via the outbox).
+
+    Returns the (account_id, run_id) of the runs recovered.
+    """
     now = now or utcnow()
-    async with ctx.sessionmaker() as session, session.begin():
+    async with transaction(ctx.sessionmaker, _queue(ctx)) as session:
         stale = await sync_runs.stale(session, now - ctx.stale_after)
         for run in stale:
             run.status = "queued"
             run.worker_token = None
             run.details = {**run.details, "recovered_at": _iso(now)}
+            _enqueue_run(session, run)
         return [(run.account_id, run.id) for run in stale]
+
+
+_ALIVE = (JobStatus.queued, JobStatus.deferred, JobStatus.in_progress)
+
+
+async def requeue_orphans(ctx: SyncContext, now: datetime | None = None) -> list[tuple[uuid.UUID, uuid.UUID]]:
+    """Queued runs with no job behind them (Redis lost it, or the job died before claiming) get a new one.
+
+    A run queued for longer than ``QUEUED_STALE_AFTER`` whose job arq no longer holds as queued, deferred or
+    running is enqueued again (via the outbox). Returns the (account_id, run_id) of the runs re-enqueued.
+    """
+    now = now or utcnow()
+    redis = _queue(ctx)
+    if redis is None:
+        return []
+    async with transaction(ctx.sessionmaker, redis) as session:
+        requeued: list[tuple[uuid.UUID, uuid.UUID]] = []
+        for run in await sync_runs.queued_before(session, now - QUEUED_STALE_AFTER):
+            job_id = run_job_id(run)
+            status = await Job(job_id, redis, _queue_name=ctx.settings.arq_queue_name).status()
+            if status in _ALIVE:
+                continue
+            if status == JobStatus.complete:  # arq keeps the id while it keeps the result: send a fresh one
+                job_id = f"{job_id}:{secrets.token_hex(4)}"
+            run.details = {**run.details, "requeued_at": _iso(now)}  # also restarts the QUEUED_STALE_AFTER clock
+            _enqueue_run(session, run, job_id=job_id)
+            requeued.append((run.account_id, run.id))
+        return requeued

@@ -22,7 +22,10 @@ def make_engine(settings: Settings, database_url: str | None = None, **overrides
         "pool_size": settings.database_pool_size,
         "max_overflow": settings.database_max_overflow,
         "pool_pre_ping": True,
-        "connect_args": {"server_settings": {"application_name": "acorn-api", "timezone": "UTC"}},
+        "connect_args": {
+            "server_settings": {"application_name": "acorn-api", "timezone": "UTC"},
+            "timeout": settings.database_connect_timeout,  # an unreachable server is a quick 503, not a 60 s hang
+        },
     }
     options.update(overrides)
     return create_async_engine(url, **options)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from http import HTTPStatus
 from typing import Any, ClassVar
 
 import orjson
+import redis.exceptions
+import sqlalchemy.exc
 import structlog
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
@@ -267,7 +270,97 @@ def allowed_methods(request: Request) -> list[str]:
     return sorted({method for p, methods in matches if p.pattern.count("[^/]+") == fewest for method in methods})
 
 
+#: Seconds a client is told to wait when PostgreSQL or Redis is unreachable; both usually come back within that.
+UNAVAILABLE_RETRY_AFTER = 5
+_CONNECTION_ERRNOS = {
+    errno.ECONNREFUSED,
+    errno.ECONNRESET,
+    errno.ECONNABORTED,
+    errno.ENETUNREACH,
+    errno.EHOSTUNREACH,
+    errno.ETIMEDOUT,
+    errno.EPIPE,
+    errno.ENOENT,  # a Unix socket whose server is not running
+}
+_DRIVER_MODULES = ("asyncpg", "sqlalchemy", "redis", "arq")
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen and len(seen) < 8:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def _raised_in(exc: BaseException, modules: tuple[str, ...]) -> bool:
+    """Whether a frame of the exception's traceback belongs to one of these packages."""
+    tb = exc.__traceback__
+    while tb is not None:
+        if str(tb.tb_frame.f_globals.get("__name__", "")).startswith(modules):
+            return True
+        tb = tb.tb_next
+    return False
+
+
+def unavailable_dependency(exc: BaseException) -> str | None:
+    """``"database"`` or ``"redis"`` when the error means that server cannot be reached right now, else ``None``.
+
+    Covers a refused or dropped connection (asyncpg, SQLAlchemy's ``OperationalError``/``InterfaceError`` or an
+    invalidated connection, the pool's timeout, redis-py's ``ConnectionError``/``TimeoutError``) and the plain
+    ``OSError`` a driver raises while connecting. Errors of the request itself (a constraint, bad SQL) are not.
+    """
+    for error in _chain(exc):
+        if isinstance(error, redis.exceptions.ConnectionError | redis.exceptions.TimeoutError):
+            return "redis"
+        if isinstance(error, sqlalchemy.exc.TimeoutError):
+            return "database"
+        if isinstance(error, sqlalchemy.exc.DBAPIError) and (
+            error.connection_invalidated
+            or isinstance(error, sqlalchemy.exc.OperationalError | sqlalchemy.exc.InterfaceError)
+        ):
+            return "database"
+        if isinstance(error, ConnectionError | TimeoutError) or (
+            isinstance(error, OSError) and error.errno in _CONNECTION_ERRNOS and _raised_in(error, _DRIVER_MODULES)
+        ):
+            return "redis" if _raised_in(error, ("redis", "arq")) else "database"
+    return None
+
+
+def unavailable_response(request: Request, dependency: str) -> JSONResponse:
+    name = "The database" if dependency == "database" else "The queue (Redis)"
+    return problem_response(
+        request,
+        status=503,
+        title="Service unavailable",
+        type_uri=PROBLEM_BASE + "unavailable",
+        detail=f"{name} is unavailable for a moment; retry after {UNAVAILABLE_RETRY_AFTER} seconds.",
+        headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER)},
+    )
+
+
+#: Handled by ``handle_dependency_error`` (registered in ``main``) before they reach the last-resort handler.
+DEPENDENCY_ERRORS: tuple[type[Exception], ...] = (
+    sqlalchemy.exc.DBAPIError,  # OperationalError, InterfaceError, a connection invalidated mid-statement
+    sqlalchemy.exc.TimeoutError,  # no pooled connection within the pool timeout
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    OSError,  # ConnectionRefusedError, TimeoutError, a missing Unix socket while connecting
+)
+
+
+async def handle_dependency_error(request: Request, exc: Exception) -> JSONResponse:
+    """PostgreSQL or Redis out of reach: 503 problem+json with ``Retry-After``; other errors of these kinds: 500."""
+    return await handle_unexpected(request, exc)
+
+
 async def handle_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    """The last resort: a dependency outage is a 503 with ``Retry-After``; anything else a logged 500."""
+    dependency = unavailable_dependency(exc)
+    if dependency is not None:
+        log.warning("dependency_unavailable", dependency=dependency, error_type=type(exc).__name__)
+        return unavailable_response(request, dependency)
     log.exception("unhandled_error", error_type=type(exc).__name__)
     return problem_response(
         request,
@@ -290,9 +383,9 @@ def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
         413: "Request body too large",
         422: "Invalid input; `errors` names each field and the reason",
         429: "Rate limit exceeded; retry after `Retry-After` seconds",
-        503: "A dependency is unavailable",
+        503: "The database or the queue is unavailable for a moment; retry after `Retry-After` seconds",
     }
-    wanted = sorted({400, 401, 422, 429, *statuses})
+    wanted = sorted({400, 401, 422, 429, 503, *statuses})
     return {
         status: {
             "model": Problem,
