@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 from fastapi import Depends, Request, Security
 from fastapi.openapi.models import OAuthFlowClientCredentials, OAuthFlows
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, OAuth2, SecurityScopes
+from starlette.requests import HTTPConnection
 
 from acorn_api.accounts.scopes import SCOPES, grants
 from acorn_api.core.db import Session
@@ -24,13 +25,28 @@ from acorn_api.settings import Settings
 
 CredentialType = Literal["api_key", "oauth_client"]
 
-oauth2_scheme = OAuth2(
+
+class _DocumentedOAuth2(OAuth2):
+    """Declares the OAuth2 scheme in the OpenAPI document; :func:`authenticate` reads the header (once)."""
+
+    async def __call__(self, request: HTTPConnection) -> str | None:
+        return None
+
+
+class _DocumentedBearer(HTTPBearer):
+    """Declares the API key scheme in the OpenAPI document; :func:`authenticate` reads the header (once)."""
+
+    async def __call__(self, request: HTTPConnection) -> HTTPAuthorizationCredentials | None:
+        return None
+
+
+oauth2_scheme = _DocumentedOAuth2(
     flows=OAuthFlows(clientCredentials=OAuthFlowClientCredentials(tokenUrl="/oauth/token", scopes=SCOPES)),
     scheme_name="oauth2",
     description="OAuth2 client credentials: exchange a client id and secret at `/oauth/token` for a JWT.",
     auto_error=False,
 )
-api_key_scheme = HTTPBearer(
+api_key_scheme = _DocumentedBearer(
     scheme_name="api_key",
     bearerFormat="acn_<prefix>_<secret>",
     description="An API key sent as `Authorization: Bearer acn_...`.",
@@ -130,8 +146,12 @@ async def current_caller(
     _oauth2: Annotated[str | None, Depends(oauth2_scheme)],
     _api_key: Annotated[HTTPAuthorizationCredentials | None, Depends(api_key_scheme)],
 ) -> Caller:
-    caller = await authenticate(request, session, settings)
-    await enforce_rate_limit(request, caller, settings)
+    # Several security dependencies on one route (different scopes) resolve the credential once.
+    caller: Caller | None = getattr(request.state, "authenticated", None)
+    if caller is None:
+        caller = await authenticate(request, session, settings)
+        request.state.authenticated = caller
+        await enforce_rate_limit(request, caller, settings)
     missing = [s for s in security_scopes.scopes if not caller.can(s)]
     if missing:
         raise NotPermitted(
