@@ -78,10 +78,62 @@ def unauthorized(detail: str, *, error: str = "invalid_token") -> Unauthorized:
 _unauthorized = unauthorized  # the name the first version exported
 
 
-async def _caller_from_api_key(session: Session, settings: AppSettings, secret: str) -> Caller:
+def _source_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def _failure_buckets(request: Request, settings: Settings, prefix: str | None) -> list[Bucket]:
+    limiter = rate_limiter(settings.redis_url or "", settings.redis_key_prefix)
+    # One hash tag, so that both keys live in one Redis Cluster slot (a script may only touch one slot).
+    buckets = [
+        Bucket(
+            limiter.key("{authfail}", "addr", _source_address(request)), settings.auth_failures_per_minute_per_address
+        )
+    ]
+    if prefix:
+        buckets.append(
+            Bucket(limiter.key("{authfail}", "prefix", prefix), settings.auth_failures_per_minute_per_key_prefix)
+        )
+    return buckets
+
+
+def _too_many_failures(headers: dict[str, str]) -> TooManyRequests:
+    return TooManyRequests(
+        f"Too many failed authentications from this address or for this key; retry in {headers['Retry-After']} s.",
+        headers=headers,
+    )
+
+
+async def _caller_from_api_key(request: Request, session: Session, settings: AppSettings, secret: str) -> Caller:
+    """Resolve an API key. Failed lookups are limited per source address and per key prefix, checked before the
+    database is asked and charged only when it matched nothing; a rejected secret is remembered briefly."""
     from acorn_api.accounts.cache import api_key_state
 
-    state = await api_key_state(session, settings, secret)
+    limited = settings.rate_limit_enabled and bool(settings.redis_url)
+
+    async def charge(prefix: str, cost: int) -> None:
+        if not limited:
+            return
+        limiter = rate_limiter(settings.redis_url or "", settings.redis_key_prefix)
+        result = await limiter.hit(*_failure_buckets(request, settings, prefix), cost=cost)
+        if result is not None and not result.allowed:
+            raise _too_many_failures(result.headers())
+
+    async def before_lookup(prefix: str) -> None:
+        await charge(prefix, 0)  # only asks: refuse before the query when the buckets are empty
+
+    async def after_rejection(prefix: str) -> None:
+        await charge(prefix, 1)
+
+    resources = request.app.state.resources
+    state = await api_key_state(
+        session,
+        settings,
+        secret,
+        before_lookup=before_lookup,
+        after_rejection=after_rejection,
+        touch_sessions=resources.autocommit_sessionmaker() if resources is not None else None,
+    )
     if state is None:
         raise unauthorized("The API key is not valid.")
     problem = state.refusal()
@@ -112,7 +164,7 @@ async def authenticate(request: Request, session: Session, settings: AppSettings
         from acorn_api.accounts.tokens import caller_from_access_token
 
         return await caller_from_access_token(request, session, settings, token)
-    return await _caller_from_api_key(session, settings, token)
+    return await _caller_from_api_key(request, session, settings, token)
 
 
 def rate_limit_of(caller: Caller, settings: Settings) -> int:

@@ -59,24 +59,26 @@ class Resources:
     sessionmaker: async_sessionmaker[AsyncSession]
     redis: ArqRedis
     extras: dict[str, Any] = field(default_factory=dict)
-    _read_sessionmaker: async_sessionmaker[AsyncSession] | None = field(default=None, init=False, repr=False)
+    _autocommit: async_sessionmaker[AsyncSession] | None = field(default=None, init=False, repr=False)
+    _autocommit_checked: bool = field(default=False, init=False, repr=False)
 
-    def read_sessionmaker(self) -> async_sessionmaker[AsyncSession]:
-        """Sessions for read-only requests: autocommit, so no ``BEGIN``/``COMMIT`` round trips around a SELECT.
-
-        Each statement sees a fresh snapshot, as it does under READ COMMITTED anyway. When the sessions are
-        bound to a connection rather than an engine (tests in an outer transaction), the ordinary sessions.
-        """
-        if self._read_sessionmaker is None:
+    def autocommit_sessionmaker(self) -> async_sessionmaker[AsyncSession] | None:
+        """Sessions whose statements commit on their own (no ``BEGIN``/``COMMIT`` round trips), or None when
+        the sessions are bound to a connection rather than an engine (tests in an outer transaction)."""
+        if not self._autocommit_checked:
             options = dict(self.sessionmaker.kw)
             bind = options.pop("bind", None)
             if isinstance(bind, AsyncEngine):
-                self._read_sessionmaker = async_sessionmaker(
+                self._autocommit = async_sessionmaker(
                     bind=bind.execution_options(isolation_level="AUTOCOMMIT"), **options
                 )
-            else:
-                self._read_sessionmaker = self.sessionmaker
-        return self._read_sessionmaker
+            self._autocommit_checked = True
+        return self._autocommit
+
+    def read_sessionmaker(self) -> async_sessionmaker[AsyncSession]:
+        """Sessions for read-only requests: autocommit when possible. Each statement sees a fresh snapshot, as
+        it does under READ COMMITTED anyway."""
+        return self.autocommit_sessionmaker() or self.sessionmaker
 
 
 def get_resources(request: Request) -> Resources:
