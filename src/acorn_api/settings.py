@@ -83,6 +83,18 @@ class Settings(BaseSettings):
         default=120, ge=1, description="token requests per minute per source address"
     )
 
+    # Failed API-key authentication (a well-formed key that matches nothing): limited per source address and per
+    # key prefix, checked before the database is asked; a rejected secret is remembered for a few seconds.
+    auth_failures_per_minute_per_address: int = Field(
+        default=120, ge=1, description="failed API-key authentications per minute per source address"
+    )
+    auth_failures_per_minute_per_key_prefix: int = Field(
+        default=20, ge=1, description="failed API-key authentications per minute per key prefix"
+    )
+    credential_negative_cache_seconds: float = Field(
+        default=10.0, ge=0, le=300, description="how long a process remembers a secret that matched no API key"
+    )
+
     idempotency_ttl_hours: int = Field(default=24, ge=24)
 
     # Amazon connector. Production and staging talk only to Amazon's own SP-API and LWA hosts; elsewhere an

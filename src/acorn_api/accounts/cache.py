@@ -11,13 +11,14 @@ from __future__ import annotations
 import hmac
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Generic, TypeVar
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from acorn_api.accounts.repository import api_keys, oauth_clients
+from acorn_api.accounts.repository import ApiKeyRepository, OAuthClientRepository, api_keys, oauth_clients
 from acorn_api.accounts.scopes import scopes_for
 from acorn_api.accounts.secrets import hash_secret, split_prefix
 from acorn_api.core.time import utcnow
@@ -81,20 +82,74 @@ class TTLCache(Generic[K, V]):
 
 _api_keys: TTLCache[str, CredentialState] = TTLCache()
 _clients: TTLCache[str, CredentialState] = TTLCache()
+# Keyed hashes of secrets that matched no API key: a repeated bogus key costs no query for a few seconds.
+_rejected: TTLCache[str, bool] = TTLCache()
+# When this process last recorded each credential's use (monotonic), so it writes at most once a minute.
+_touched: dict[uuid.UUID, float] = {}
+
+LookupHook = Callable[[str], Awaitable[None]]
+"""Called with the key prefix just before the database is asked, or after it rejected the secret (may raise)."""
 
 
 def forget_credentials() -> None:
     """Drop every remembered credential of this process (after a revoke, roll or rotation)."""
     _api_keys.clear()
     _clients.clear()
+    _rejected.clear()
+
+
+async def _touch(
+    repository: ApiKeyRepository | OAuthClientRepository,
+    session: AsyncSession,
+    sessions: async_sessionmaker[AsyncSession] | None,
+    row_id: uuid.UUID,
+    now: datetime,
+) -> None:
+    """Record use at most once a minute, with no row lock held for the request.
+
+    With ``sessions`` (autocommit), the update is its own statement on its own connection, outside the
+    request's transaction; otherwise it runs in ``session``. Either way it skips a row another transaction
+    has locked (a concurrent revoke) instead of waiting for it.
+    """
+    last = _touched.get(row_id)
+    if last is not None and time.monotonic() - last < LAST_USED_RESOLUTION.total_seconds():
+        return
+    if len(_touched) >= MAX_ENTRIES:
+        _touched.clear()
+    _touched[row_id] = time.monotonic()
+    stale_before = now - LAST_USED_RESOLUTION
+    if sessions is None:
+        await repository.touch_last_used(session, row_id, now, stale_before=stale_before)
+        return
+    async with sessions() as own:
+        await repository.touch_last_used(own, row_id, now, stale_before=stale_before)
 
 
 def _stale(last_used_at: datetime | None, now: datetime) -> bool:
     return last_used_at is None or now - last_used_at > LAST_USED_RESOLUTION
 
 
-async def api_key_state(session: AsyncSession, settings: Settings, secret: str) -> CredentialState | None:
-    """The state of the API key whose secret this is (current, or previous within its grace), or None."""
+async def _reject(digest: str, prefix: str, after_rejection: LookupHook | None) -> None:
+    _rejected.put(digest, True)
+    if after_rejection is not None:
+        await after_rejection(prefix)
+
+
+async def api_key_state(
+    session: AsyncSession,
+    settings: Settings,
+    secret: str,
+    *,
+    before_lookup: LookupHook | None = None,
+    after_rejection: LookupHook | None = None,
+    touch_sessions: async_sessionmaker[AsyncSession] | None = None,
+) -> CredentialState | None:
+    """The state of the API key whose secret this is (current, or previous within its grace), or None.
+
+    ``before_lookup`` runs (with the key prefix) only when the database must be asked, ``after_rejection``
+    when the database matched nothing (a remembered rejection runs neither: it costs no query);
+    ``touch_sessions`` (autocommit) records ``last_used_at`` outside the caller's transaction.
+    """
     prefix = split_prefix(secret)
     if prefix is None:
         return None
@@ -102,8 +157,13 @@ async def api_key_state(session: AsyncSession, settings: Settings, secret: str) 
     state = _api_keys.get(digest, settings.credential_cache_seconds)
     if state is not None:
         return state
+    if _rejected.get(digest, settings.credential_negative_cache_seconds):
+        return None
+    if before_lookup is not None:
+        await before_lookup(prefix)
     found = await api_keys.find_for_authentication(session, prefix)
     if found is None:
+        await _reject(digest, prefix, after_rejection)
         return None
     key, account_status = found
     # Constant-time: the time a comparison takes must not tell how much of a guessed hash was right.
@@ -112,6 +172,7 @@ async def api_key_state(session: AsyncSession, settings: Settings, secret: str) 
     elif key.previous_secret_hash is not None and hmac.compare_digest(digest, key.previous_secret_hash):
         grace_until = key.previous_valid_until or utcnow()
     else:
+        await _reject(digest, prefix, after_rejection)
         return None
     state = CredentialState(
         id=key.id,
@@ -126,13 +187,19 @@ async def api_key_state(session: AsyncSession, settings: Settings, secret: str) 
     )
     now = utcnow()
     if state.refusal(now) is None and _stale(key.last_used_at, now):
-        await api_keys.touch_last_used(session, key.id, now)
+        await _touch(api_keys, session, touch_sessions, key.id, now)
     _api_keys.put(digest, state)
     return state
 
 
-async def client_state(session: AsyncSession, settings: Settings, client_id: str) -> CredentialState | None:
-    """The state of an OAuth client by its public id, or None."""
+async def client_state(
+    session: AsyncSession,
+    settings: Settings,
+    client_id: str,
+    *,
+    touch_sessions: async_sessionmaker[AsyncSession] | None = None,
+) -> CredentialState | None:
+    """The state of an OAuth client by its public id, or None (``touch_sessions`` as in :func:`api_key_state`)."""
     state = _clients.get(client_id, settings.credential_cache_seconds)
     if state is not None:
         return state
@@ -152,6 +219,6 @@ async def client_state(session: AsyncSession, settings: Settings, client_id: str
     )
     now = utcnow()
     if state.refusal(now) is None and _stale(client.last_used_at, now):
-        await oauth_clients.touch_last_used(session, client.id, now)
+        await _touch(oauth_clients, session, touch_sessions, client.id, now)
     _clients.put(client_id, state)
     return state

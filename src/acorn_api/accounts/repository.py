@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, Select, any_, func, literal, or_, select, update
+from sqlalchemy import ColumnElement, Select, Update, any_, func, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from acorn_api.accounts.audit import AuditEvent
@@ -33,6 +33,17 @@ def _active(model: type[ApiKey] | type[OAuthClient], now: datetime) -> list[Colu
     ]
 
 
+def _touch(model: type[ApiKey] | type[OAuthClient], row_id: uuid.UUID, at: datetime, stale_before: datetime) -> Update:
+    """``UPDATE … SET last_used_at`` on the row only if it is stale and nobody holds its lock (SKIP LOCKED)."""
+    free = (
+        select(model.id)
+        .where(model.id == row_id, or_(model.last_used_at.is_(None), model.last_used_at < stale_before))
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    return update(model).where(model.id == free).values(last_used_at=at)
+
+
 def _grants_admin(model: type[ApiKey] | type[OAuthClient]) -> ColumnElement[bool]:
     return or_(model.role == "admin", literal("admin") == any_(model.scopes))
 
@@ -57,8 +68,12 @@ class ApiKeyRepository(AccountScopedRepository[ApiKey]):
         ).first()
         return (row[0], row[1]) if row else None
 
-    async def touch_last_used(self, session: AsyncSession, key_id: uuid.UUID, at: datetime) -> None:
-        await session.execute(update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=at))
+    async def touch_last_used(
+        self, session: AsyncSession, key_id: uuid.UUID, at: datetime, *, stale_before: datetime
+    ) -> None:
+        """Record use unless already recorded since ``stale_before``; never waits for a row lock (a revoke or
+        roll in progress keeps its lock and this update skips the row)."""
+        await session.execute(_touch(ApiKey, key_id, at, stale_before))
 
     def listing(self, account_id: uuid.UUID, *, include_revoked: bool) -> Select[ApiKey]:
         stmt = self.select(account_id)
@@ -99,8 +114,11 @@ class OAuthClientRepository(AccountScopedRepository[OAuthClient]):
         ).first()
         return (row[0], row[1]) if row else None
 
-    async def touch_last_used(self, session: AsyncSession, row_id: uuid.UUID, at: datetime) -> None:
-        await session.execute(update(OAuthClient).where(OAuthClient.id == row_id).values(last_used_at=at))
+    async def touch_last_used(
+        self, session: AsyncSession, row_id: uuid.UUID, at: datetime, *, stale_before: datetime
+    ) -> None:
+        """As :meth:`ApiKeyRepository.touch_last_used`."""
+        await session.execute(_touch(OAuthClient, row_id, at, stale_before))
 
     def listing(self, account_id: uuid.UUID, *, include_revoked: bool) -> Select[OAuthClient]:
         stmt = self.select(account_id)

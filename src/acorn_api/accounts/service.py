@@ -346,7 +346,8 @@ async def issue_token(
         granted = sorted(set(requested))
     token, ttl = issue_access_token(settings, client_id=client.client_id, account_id=client.account_id, scopes=granted)
     if client.last_used_at is None or now - client.last_used_at > timedelta(minutes=1):
-        await oauth_clients.touch_last_used(session, client.id, now)
+        # SKIP LOCKED: a concurrent revoke holding the row is not waited for (the token request ends right after).
+        await oauth_clients.touch_last_used(session, client.id, now, stale_before=now - timedelta(minutes=1))
     return IssuedToken(access_token=token, expires_in=ttl, scope=" ".join(granted))
 
 

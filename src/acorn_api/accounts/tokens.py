@@ -160,7 +160,13 @@ async def caller_from_access_token(request: Request, session: AsyncSession, sett
         verified = verify_access_token(settings, token)
     except InvalidToken as exc:
         raise unauthorized(str(exc)) from exc
-    client = await client_state(session, settings, verified.client_id)
+    resources = request.app.state.resources
+    client = await client_state(
+        session,
+        settings,
+        verified.client_id,
+        touch_sessions=resources.autocommit_sessionmaker() if resources is not None else None,
+    )
     if client is None or client.account_id != verified.account_id:
         raise unauthorized("The access token's client does not exist.")
     problem = client.refusal()

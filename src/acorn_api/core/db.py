@@ -8,10 +8,26 @@ from typing import Annotated, Any
 
 from arq.connections import ArqRedis
 from fastapi import Depends, Request
+from sqlalchemy import event
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from acorn_api.core.jobs import flush_pending_jobs
 from acorn_api.settings import Settings
+
+READ_ONLY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def _refuse_closed_connection(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+    """Checkout check without a round trip: asyncpg knows when the server closed the socket.
+
+    Replaces ``pool_pre_ping`` (a ``SELECT 1`` per checkout): a connection the server dropped (restart,
+    idle timeout) is discarded and the pool hands out another one, transparently to the request.
+    """
+    raw = getattr(dbapi_connection, "driver_connection", None)
+    is_closed = getattr(raw, "is_closed", None)
+    if is_closed is not None and is_closed():
+        raise DisconnectionError("connection closed by the server")
 
 
 def make_engine(settings: Settings, database_url: str | None = None, **overrides: Any) -> AsyncEngine:
@@ -21,14 +37,17 @@ def make_engine(settings: Settings, database_url: str | None = None, **overrides
     options: dict[str, Any] = {
         "pool_size": settings.database_pool_size,
         "max_overflow": settings.database_max_overflow,
-        "pool_pre_ping": True,
+        # No pre-ping round trip per checkout: see _refuse_closed_connection; connections are renewed hourly.
+        "pool_recycle": 3600,
         "connect_args": {
             "server_settings": {"application_name": "acorn-api", "timezone": "UTC"},
             "timeout": settings.database_connect_timeout,  # an unreachable server is a quick 503, not a 60 s hang
         },
     }
     options.update(overrides)
-    return create_async_engine(url, **options)
+    engine = create_async_engine(url, **options)
+    event.listen(engine.sync_engine, "checkout", _refuse_closed_connection)
+    return engine
 
 
 def make_sessionmaker(bind: Any, **options: Any) -> async_sessionmaker[AsyncSession]:
@@ -43,6 +62,26 @@ class Resources:
     sessionmaker: async_sessionmaker[AsyncSession]
     redis: ArqRedis
     extras: dict[str, Any] = field(default_factory=dict)
+    _autocommit: async_sessionmaker[AsyncSession] | None = field(default=None, init=False, repr=False)
+    _autocommit_checked: bool = field(default=False, init=False, repr=False)
+
+    def autocommit_sessionmaker(self) -> async_sessionmaker[AsyncSession] | None:
+        """Sessions whose statements commit on their own (no ``BEGIN``/``COMMIT`` round trips), or None when
+        the sessions are bound to a connection rather than an engine (tests in an outer transaction)."""
+        if not self._autocommit_checked:
+            options = dict(self.sessionmaker.kw)
+            bind = options.pop("bind", None)
+            if isinstance(bind, AsyncEngine):
+                self._autocommit = async_sessionmaker(
+                    bind=bind.execution_options(isolation_level="AUTOCOMMIT"), **options
+                )
+            self._autocommit_checked = True
+        return self._autocommit
+
+    def read_sessionmaker(self) -> async_sessionmaker[AsyncSession]:
+        """Sessions for read-only requests: autocommit when possible. Each statement sees a fresh snapshot, as
+        it does under READ COMMITTED anyway."""
+        return self.autocommit_sessionmaker() or self.sessionmaker
 
 
 def get_resources(request: Request) -> Resources:
@@ -55,9 +94,13 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 
     Runs with ``scope="function"`` so the commit happens before the response is sent: a client never
     sees a success for a write that did not commit. Jobs buffered during the request are enqueued
-    only after the commit.
+    only after the commit. Read-only methods get an autocommit session: no transaction to open or commit.
     """
-    resources = get_resources(request)
+    resources: Resources = request.app.state.resources
+    if request.method in READ_ONLY_METHODS:
+        async with resources.read_sessionmaker()() as session:
+            yield session
+        return
     async with resources.sessionmaker() as session:
         try:
             yield session

@@ -9,7 +9,7 @@ from fastapi import Depends, Request
 from acorn_api.settings import Settings
 
 
-def request_settings(request: Request) -> Settings:
+async def request_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 

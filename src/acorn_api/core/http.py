@@ -12,7 +12,7 @@ from acorn_api.core.errors import Unprocessable, field_error
 _ETAG_RE = re.compile(r'^(?:W/)?"?(\d{1,9})"?$')
 
 
-def if_match_version(
+async def if_match_version(
     if_match: Annotated[
         str | None,
         Header(

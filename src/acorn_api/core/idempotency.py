@@ -156,7 +156,7 @@ class Idempotency:
         return result
 
 
-def idempotency(
+async def idempotency(
     request: Request, session: Session, settings: AppSettings, key: IdempotencyKeyHeader = None
 ) -> Idempotency:
     route = request.scope.get("route")

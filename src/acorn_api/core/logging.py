@@ -5,7 +5,12 @@ from __future__ import annotations
 import logging
 import sys
 
+import orjson
 import structlog
+
+
+def _orjson_dumps(event: object, **_: object) -> str:
+    return orjson.dumps(event, default=repr).decode()
 
 
 def configure_logging(level: str = "INFO", *, json: bool = True) -> None:
@@ -17,7 +22,9 @@ def configure_logging(level: str = "INFO", *, json: bool = True) -> None:
         structlog.processors.StackInfoRenderer(),
     ]
     renderer: structlog.types.Processor = (
-        structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
+        structlog.processors.JSONRenderer(serializer=_orjson_dumps)
+        if json
+        else structlog.dev.ConsoleRenderer(colors=False)
     )
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],

@@ -36,7 +36,7 @@ class PageParams:
     cursor: str | None
 
 
-def page_params(
+async def page_params(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="page size, 1-200")] = DEFAULT_LIMIT,
     cursor: Annotated[
         str | None, Query(max_length=512, description="opaque cursor from the previous page's `next_cursor`")

@@ -13,25 +13,23 @@ outage of the API.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import math
-from collections import deque
 from dataclasses import dataclass
-from typing import Any
 
-import hiredis
 import structlog
-from redis.asyncio.connection import parse_url
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import RedisError
 
 log = structlog.get_logger(__name__)
 
-# KEYS: bucket keys. ARGV: the per-minute capacity of each bucket, in the same order.
-# Returns {allowed, limit, remaining, reset_ms, retry_ms} for the tightest bucket.
+# KEYS: bucket keys. ARGV: the per-minute capacity of each bucket, in the same order, then the cost (tokens to
+# take when every bucket has at least one; 0 only checks). Returns {allowed, limit, remaining, reset_ms, retry_ms}
+# for the tightest bucket.
 BUCKET_SCRIPT_LUA = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local n = #KEYS
+local cost = tonumber(ARGV[n + 1] or '1')
 local tokens = {}
 local allowed = 1
 for i = 1, n do
@@ -53,7 +51,7 @@ for i = 1, n do
   local cap = tonumber(ARGV[i])
   local rate = cap / 60000.0
   local tk = tokens[i]
-  if allowed == 1 then tk = tk - 1 end
+  if allowed == 1 then tk = tk - cost end
   tokens[i] = tk
   redis.call('HSET', KEYS[i], 'tk', tostring(tk), 'ts', tostring(now))
   redis.call('PEXPIRE', KEYS[i], math.ceil((cap - tk) / rate) + 1000)
@@ -91,131 +89,35 @@ class RateLimitResult:
         return headers
 
 
-class PipelinedScript:
-    """One Lua script over one dedicated Redis connection, with concurrent calls auto-pipelined.
-
-    Each call is still one EVALSHA and one reply, but all the calls made in one event-loop turn leave in one
-    write and come back in one read, with no pool checkout per call. redis-py's pooled client costs several times the
-    CPU per command, which is most of what authentication costs per request (see bench/README.md).
-    Replies come back in the order commands were sent, so pending calls are a FIFO of futures.
-    """
-
-    def __init__(self, url: str, script: str, *, timeout: float = 1.0) -> None:
-        self.url = url
-        self.script = script
-        self.sha = hashlib.sha1(script.encode(), usedforsecurity=False).hexdigest()
-        self.timeout = timeout
-        self._writer: asyncio.StreamWriter | None = None
-        self._reader_task: asyncio.Task[None] | None = None
-        self._pending: deque[asyncio.Future[Any]] = deque()
-        self._buffer: list[bytes] = []
-        self._connecting = asyncio.Lock()
-
-    @staticmethod
-    def _pack(*args: str | int | bytes) -> bytes:
-        parts = [b"*%d\r\n" % len(args)]
-        for arg in args:
-            raw = arg if isinstance(arg, bytes) else str(arg).encode()
-            parts.append(b"$%d\r\n%s\r\n" % (len(raw), raw))
-        return b"".join(parts)
-
-    async def _connect(self) -> None:
-        async with self._connecting:
-            if self._writer is not None:
-                return
-            options = parse_url(self.url)
-            if "path" in options:
-                reader, writer = await asyncio.open_unix_connection(options["path"])
-            else:
-                tls = self.url.startswith("rediss://")
-                reader, writer = await asyncio.open_connection(options["host"], options["port"], ssl=tls or None)
-            self._writer = writer
-            self._reader_task = asyncio.get_running_loop().create_task(self._read(reader))
-            setup: list[tuple[str | int, ...]] = []
-            if options.get("password"):
-                setup.append(("AUTH", *([options["username"]] if options.get("username") else []), options["password"]))
-            if options.get("db"):
-                setup.append(("SELECT", options["db"]))
-            for command in setup:
-                reply = await self._send(self._pack(*command))
-                if isinstance(reply, hiredis.ReplyError):
-                    await self._reset(ConnectionError(f"Redis refused {command[0]}: {reply}"))
-                    raise ConnectionError(str(reply))
-
-    async def _read(self, reader: asyncio.StreamReader) -> None:
-        parser = hiredis.Reader()
-        try:
-            while True:
-                chunk = await reader.read(65536)
-                if not chunk:
-                    raise ConnectionError("Redis closed the connection")
-                parser.feed(chunk)
-                while (reply := parser.gets()) is not False:
-                    future = self._pending.popleft()
-                    if not future.done():
-                        future.set_result(reply)
-        except Exception as exc:  # the connection is gone: fail what waits, reconnect on the next call
-            await self._reset(exc, from_reader=True)
-
-    async def _reset(self, exc: BaseException, *, from_reader: bool = False) -> None:
-        writer, self._writer = self._writer, None
-        task, self._reader_task = self._reader_task, None
-        while self._pending:
-            future = self._pending.popleft()
-            if not future.done():
-                future.set_exception(ConnectionError(str(exc)))
-        self._buffer.clear()
-        if task is not None and not from_reader:
-            task.cancel()
-        if writer is not None:
-            writer.close()
-
-    def _flush(self) -> None:
-        if self._writer is not None and self._buffer:
-            self._writer.write(b"".join(self._buffer))
-        self._buffer.clear()
-
-    async def _send(self, command: bytes) -> Any:
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._pending.append(future)
-        if not self._buffer:
-            asyncio.get_running_loop().call_soon(self._flush)
-        self._buffer.append(command)
-        async with asyncio.timeout(self.timeout):
-            return await future
-
-    async def __call__(self, keys: list[str], args: list[int]) -> Any:
-        if self._writer is None:
-            await self._connect()
-        try:
-            reply = await self._send(self._pack("EVALSHA", self.sha, len(keys), *keys, *args))
-            if isinstance(reply, hiredis.ReplyError) and str(reply).startswith("NOSCRIPT"):
-                reply = await self._send(self._pack("EVAL", self.script, len(keys), *keys, *args))
-        except TimeoutError:
-            # A reply that never came leaves the FIFO out of step with the wire: start over.
-            await self._reset(TimeoutError("Redis did not answer in time"))
-            raise
-        if isinstance(reply, hiredis.ReplyError):
-            raise RedisError(str(reply))
-        return reply
-
-    async def close(self) -> None:
-        await self._reset(ConnectionError("closed"))
-
-
 class RateLimiter:
-    def __init__(self, redis_url: str, prefix: str) -> None:
+    """The bucket script on redis-py's asyncio client: a connection pool and a registered script (EVALSHA,
+    loaded again by redis-py if the server lost it), so one round trip per request and concurrent requests
+    on separate connections; a slow or lost reply costs only its own request. hiredis parses the replies
+    when installed."""
+
+    def __init__(self, redis_url: str, prefix: str, *, timeout: float = 1.0, max_connections: int = 64) -> None:
         self.prefix = prefix
         self.loop = asyncio.get_running_loop()
-        self._script = PipelinedScript(redis_url, BUCKET_SCRIPT_LUA)
+        self._pool = BlockingConnectionPool.from_url(
+            redis_url,
+            max_connections=max_connections,
+            timeout=timeout,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+        )
+        self._redis = Redis(connection_pool=self._pool)
+        self._script = self._redis.register_script(BUCKET_SCRIPT_LUA)
 
     def key(self, *parts: str) -> str:
         return ":".join((self.prefix, "rl", *parts))
 
-    async def hit(self, *buckets: Bucket) -> RateLimitResult | None:
-        """Take one token from every bucket (or none, if any is empty); None if Redis is unreachable."""
+    async def hit(self, *buckets: Bucket, cost: int = 1) -> RateLimitResult | None:
+        """Take ``cost`` tokens from every bucket (or none, if any is empty); None if Redis is unreachable.
+
+        ``cost=0`` only asks whether every bucket has a token (e.g. before work that is charged if it fails).
+        """
         try:
-            raw = await self._script([b.key for b in buckets], [b.per_minute for b in buckets])
+            raw = await self._script(keys=[b.key for b in buckets], args=[*(b.per_minute for b in buckets), cost])
         except (RedisError, OSError, TimeoutError) as exc:
             log.warning("rate_limiter_unavailable", error=type(exc).__name__)
             return None
@@ -227,6 +129,10 @@ class RateLimiter:
             reset_seconds=math.ceil(reset_ms / 1000),
             retry_after_seconds=math.ceil(retry_ms / 1000),
         )
+
+    async def close(self) -> None:
+        await self._redis.aclose()
+        await self._pool.aclose()
 
 
 _limiters: dict[tuple[int, str, str], RateLimiter] = {}
