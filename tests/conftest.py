@@ -76,6 +76,9 @@ def settings(database_url: str, redis_url: str) -> Settings:
     run = secrets.token_hex(4)
     return Settings(
         environment="test",
+        # the SP-API simulator runs on 127.0.0.1 in the tests; the operator allow-list names it, as
+        # `acorn-api dev` does for its own simulator (without it, only Amazon's hosts are accepted)
+        spapi_allowed_hosts=["127.0.0.1"],
         database_url=database_url,
         redis_url=redis_url,
         arq_queue_name=f"acorn-test-{run}:queue",

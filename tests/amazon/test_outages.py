@@ -176,6 +176,7 @@ def spawn_worker(settings: Settings, log: Any, *args: str) -> subprocess.Popen[b
         "ACORN_ARQ_QUEUE_NAME": settings.arq_queue_name,
         "ACORN_REDIS_KEY_PREFIX": settings.redis_key_prefix,
         "ACORN_ENVIRONMENT": "test",
+        "ACORN_SPAPI_ALLOWED_HOSTS": ",".join(settings.spapi_allowed_hosts),
         "ACORN_LOG_JSON": "false",
         "ACORN_LOG_LEVEL": "INFO",
     }

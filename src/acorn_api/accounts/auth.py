@@ -14,7 +14,7 @@ from fastapi.openapi.models import OAuthFlowClientCredentials, OAuthFlows
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, OAuth2, SecurityScopes
 from starlette.requests import HTTPConnection
 
-from acorn_api.accounts.cache import api_key_state
+from acorn_api.accounts.cache import api_key_state, touch_sessions_for
 from acorn_api.accounts.caller import Caller, CredentialType, unauthorized
 from acorn_api.accounts.scopes import SCOPES
 from acorn_api.accounts.tokens import caller_from_access_token
@@ -102,14 +102,13 @@ async def _caller_from_api_key(request: Request, session: Session, settings: App
     async def after_rejection(prefix: str) -> None:
         await charge(prefix, 1)
 
-    resources = request.app.state.resources
     state = await api_key_state(
         session,
         settings,
         secret,
         before_lookup=before_lookup,
         after_rejection=after_rejection,
-        touch_sessions=resources.autocommit_sessionmaker() if resources is not None else None,
+        touch_sessions=touch_sessions_for(request),
     )
     if state is None:
         raise unauthorized("The API key is not valid.")

@@ -16,11 +16,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Generic, TypeVar
 
+from fastapi import Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from acorn_api.accounts.repository import ApiKeyRepository, OAuthClientRepository, api_keys, oauth_clients
 from acorn_api.accounts.scopes import scopes_for
 from acorn_api.accounts.secrets import hash_secret, split_prefix
+from acorn_api.core.db import READ_ONLY_METHODS, Resources, after_commit
 from acorn_api.core.time import utcnow
 from acorn_api.settings import Settings
 
@@ -107,9 +109,11 @@ async def _touch(
 ) -> None:
     """Record use at most once a minute, with no row lock held for the request.
 
-    With ``sessions`` (autocommit), the update is its own statement on its own connection, outside the
-    request's transaction; otherwise it runs in ``session``. Either way it skips a row another transaction
-    has locked (a concurrent revoke) instead of waiting for it.
+    With ``sessions`` (autocommit, for a request that writes), the update runs after the request's commit,
+    on a connection of its own: the request never holds the key's row lock and never asks the pool for a
+    second connection while it holds one. Without, it runs in ``session`` (a read-only request's autocommit
+    session: the statement commits at once). Either way it skips a row another transaction has locked (a
+    concurrent revoke) instead of waiting for it.
     """
     last = _touched.get(row_id)
     if last is not None and time.monotonic() - last < LAST_USED_RESOLUTION.total_seconds():
@@ -121,8 +125,21 @@ async def _touch(
     if sessions is None:
         await repository.touch_last_used(session, row_id, now, stale_before=stale_before)
         return
-    async with sessions() as own:
-        await repository.touch_last_used(own, row_id, now, stale_before=stale_before)
+
+    async def touch() -> None:
+        async with sessions() as own:
+            await repository.touch_last_used(own, row_id, now, stale_before=stale_before)
+
+    after_commit(session, touch)
+
+
+def touch_sessions_for(request: Request) -> async_sessionmaker[AsyncSession] | None:
+    """Where a request records ``last_used_at``: after commit on its own connection for a request that writes;
+    in the request's own autocommit session (None) for a read-only one."""
+    if request.method in READ_ONLY_METHODS:
+        return None
+    resources: Resources | None = request.app.state.resources
+    return resources.autocommit_sessionmaker() if resources is not None else None
 
 
 def _stale(last_used_at: datetime | None, now: datetime) -> bool:

@@ -22,7 +22,7 @@ from joserfc.errors import JoseError
 from joserfc.jwt import JWTClaimsRegistry
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from acorn_api.accounts.cache import client_state
+from acorn_api.accounts.cache import client_state, touch_sessions_for
 from acorn_api.accounts.caller import Caller, unauthorized
 from acorn_api.accounts.keys import ALGORITHM, KeyRing, key_ring
 from acorn_api.accounts.scopes import grants
@@ -160,12 +160,11 @@ async def caller_from_access_token(request: Request, session: AsyncSession, sett
         verified = verify_access_token(settings, token)
     except InvalidToken as exc:
         raise unauthorized(str(exc)) from exc
-    resources = request.app.state.resources
     client = await client_state(
         session,
         settings,
         verified.client_id,
-        touch_sessions=resources.autocommit_sessionmaker() if resources is not None else None,
+        touch_sessions=touch_sessions_for(request),
     )
     if client is None or client.account_id != verified.account_id:
         raise unauthorized("The access token's client does not exist.")

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
+import structlog
 from arq.connections import ArqRedis
 from fastapi import Depends, Request
 from sqlalchemy import event
@@ -16,6 +17,27 @@ from acorn_api.core.jobs import flush_pending_jobs
 from acorn_api.settings import Settings
 
 READ_ONLY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+AFTER_COMMIT_KEY = "acorn_after_commit"
+
+log = structlog.get_logger(__name__)
+
+
+def after_commit(session: AsyncSession, effect: Callable[[], Awaitable[None]]) -> None:
+    """Run ``effect`` once the request's transaction has committed and given its connection back.
+
+    For best-effort bookkeeping that must not hold a lock for the request nor ask the pool for a second
+    connection while the request holds one (``last_used_at``). A failing effect is logged, never raised:
+    the request's own work has committed. Work that must not be lost goes through the job outbox instead.
+    """
+    session.info.setdefault(AFTER_COMMIT_KEY, []).append(effect)
+
+
+async def run_after_commit(session: AsyncSession) -> None:
+    for effect in session.info.pop(AFTER_COMMIT_KEY, []):
+        try:
+            await effect()
+        except Exception as exc:  # best effort by contract
+            log.warning("after_commit_failed", error_type=type(exc).__name__, error=str(exc)[:200])
 
 
 def _refuse_closed_connection(dbapi_connection: Any, record: Any, proxy: Any) -> None:
@@ -109,6 +131,7 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
             await session.rollback()
             raise
         await flush_pending_jobs(session, resources.redis)
+    await run_after_commit(session)
 
 
 Session = Annotated[AsyncSession, Depends(get_session, scope="function")]
