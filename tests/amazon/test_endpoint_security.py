@@ -276,3 +276,29 @@ async def test_an_oversized_api_response_is_refused_while_streaming(settings: Se
             await client.get_transaction("t")
         await limiter.reset("getTransaction")
     await redis.aclose()
+
+
+async def test_the_connected_peer_is_checked_again_at_connect_time() -> None:
+    """Even when DNS said loopback (allowed here), a socket that reached an internal address is closed."""
+    import httpcore
+
+    from acorn_api.core.netguard import GuardedNetworkBackend
+
+    closed: list[bool] = []
+
+    class Stream(httpcore.AsyncNetworkStream):
+        def get_extra_info(self, info: str) -> Any:
+            return ("10.0.0.5", 443) if info == "server_addr" else None
+
+        async def aclose(self) -> None:
+            closed.append(True)
+
+    class Backend(httpcore.AsyncNetworkBackend):
+        async def connect_tcp(self, host: str, port: int, **kwargs: Any) -> httpcore.AsyncNetworkStream:
+            assert host == "127.0.0.1"  # connects to the address it checked, not the name again
+            return Stream()
+
+    guarded = GuardedNetworkBackend(allow_loopback=True, inner=Backend())
+    with pytest.raises(UnsafeURL) as refused:
+        await guarded.connect_tcp("127.0.0.1", 443)
+    assert refused.value.reason == "private" and closed == [True]
