@@ -90,7 +90,7 @@ async def _sync_run(client: httpx.AsyncClient, tenant: Tenant) -> str:
             json={
                 "name": f"isolation-{uuid.uuid4().hex[:8]}",
                 "region": "NA",
-                "endpoint": "http://127.0.0.1:9",
+                "endpoint": "https://sandbox.sellingpartnerapi-na.amazon.com",  # never called: the run only queues
                 "marketplaces": ["US"],
                 "vendor_codes": ["ACME1"],
                 "client_id": "c",

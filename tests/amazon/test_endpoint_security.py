@@ -262,3 +262,43 @@ async def test_lwa_refuses_a_token_url_at_an_internal_address() -> None:
     with pytest.raises(LwaAuthError) as refused:
         await exchanger("http://127.0.0.1:9/auth/o2/token", LwaCredentials("id", "secret", "token"))
     assert refused.value.error == "endpoint_refused"
+
+
+async def test_an_oversized_api_response_is_refused_while_streaming(settings: Settings) -> None:
+    async def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, stream=httpx.ByteStream(b"[" + b" " * 200_000 + b"]"))
+
+    redis = Redis.from_url(settings.redis_url or "")
+    limiter = RedisTokenBucket(redis, "big", key_prefix=f"{settings.redis_key_prefix}:big")
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http:
+        client = _client(http, redis, rate_limiter=limiter, max_response_bytes=64 * 1024)
+        with pytest.raises(SpApiTooLarge):
+            await client.get_transaction("t")
+        await limiter.reset("getTransaction")
+    await redis.aclose()
+
+
+async def test_the_connected_peer_is_checked_again_at_connect_time() -> None:
+    """Even when DNS said loopback (allowed here), a socket that reached an internal address is closed."""
+    import httpcore
+
+    from acorn_api.core.netguard import GuardedNetworkBackend
+
+    closed: list[bool] = []
+
+    class Stream(httpcore.AsyncNetworkStream):
+        def get_extra_info(self, info: str) -> Any:
+            return ("10.0.0.5", 443) if info == "server_addr" else None
+
+        async def aclose(self) -> None:
+            closed.append(True)
+
+    class Backend(httpcore.AsyncNetworkBackend):
+        async def connect_tcp(self, host: str, port: int, **kwargs: Any) -> httpcore.AsyncNetworkStream:
+            assert host == "127.0.0.1"  # connects to the address it checked, not the name again
+            return Stream()
+
+    guarded = GuardedNetworkBackend(allow_loopback=True, inner=Backend())
+    with pytest.raises(UnsafeURL) as refused:
+        await guarded.connect_tcp("127.0.0.1", 443)
+    assert refused.value.reason == "private" and closed == [True]

@@ -318,11 +318,13 @@ class SpApiClient:
         rng: random.Random | None = None,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
         max_rate_wait: float = 300.0,
+        max_response_bytes: int = 64 * 1024 * 1024,
         download_limits: DownloadLimits | None = None,
         check_report_url: Callable[[str], Any] | None = None,
     ) -> None:
         self._http = http
         self._max_rate_wait = max_rate_wait
+        self._max_response_bytes = max_response_bytes
         self._download_limits = download_limits or DownloadLimits()
         self._check_report_url = check_report_url
         self._credentials = credentials
@@ -383,14 +385,16 @@ class SpApiClient:
                     headers["content-type"] = "application/json"
                 self.stats.api_calls += 1
                 try:
-                    response = await self._http.request(
+                    # streamed, so a body larger than the cap is refused without being held whole
+                    async with self._http.stream(
                         method,
                         url,
                         params=params,
                         content=content,
                         headers=headers,
                         timeout=self._retry.timeout,
-                    )
+                    ) as response:
+                        body = await _read_limited(response, self._max_response_bytes, operation)
                 except httpx.TimeoutException as exc:
                     raise SpApiTimeout(f"{operation}: request timed out ({exc!r})") from exc
                 except httpx.TransportError as exc:
@@ -401,9 +405,9 @@ class SpApiClient:
                 await self._limiter.observe_rate_header(operation, response.headers.get("x-amzn-RateLimit-Limit"))
                 if response.status_code >= 400:
                     retry_after = _retry_after_seconds(response.headers.get("retry-after"))
-                    raise SpApiError.from_response(response.status_code, response.content, request_id)
+                    raise SpApiError.from_response(response.status_code, body, request_id)
                 try:
-                    value = parse(response.content)
+                    value = parse(body)
                 except ValidationError as exc:
                     problems = "; ".join(
                         f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
@@ -415,7 +419,7 @@ class SpApiClient:
                         status=response.status_code,
                         request_id=request_id,
                     ) from exc
-                return ApiResult(value=value, raw=response.content, request_id=request_id)
+                return ApiResult(value=value, raw=body, request_id=request_id)
             except SpApiUnauthorized as err:
                 self.stats.record_failure(err)
                 if not auth_retry_left:
@@ -810,6 +814,20 @@ def _too_large(document: ReportDocument, what: str, cap: int) -> SpApiTooLarge:
         f"report document {document.report_document_id}: the {what} exceeds the cap of {cap} bytes",
         code="DocumentTooLarge",
     )
+
+
+async def _read_limited(response: httpx.Response, cap: int, operation: str) -> bytes:
+    declared = response.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > cap:
+        raise SpApiTooLarge(f"{operation}: the response body exceeds {cap} bytes", code="ResponseTooLarge")
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > cap:
+            raise SpApiTooLarge(f"{operation}: the response body exceeds {cap} bytes", code="ResponseTooLarge")
+        parts.append(chunk)
+    return b"".join(parts)
 
 
 async def _read_capped(response: httpx.Response, cap: int) -> bytes:
