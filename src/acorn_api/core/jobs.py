@@ -23,11 +23,14 @@ is kept; without one, the outbox row's id is used, so a re-sent row is still rec
 The same mechanism carries any "after this commits, do that" effect. An events/webhooks outbox, for example,
 writes its ``events`` row and, in the same transaction::
 
-    session.add(Event(...))
-    enqueue_after_commit(session, "deliver_event", str(event.id), job_id=f"event:{event.id}", account_id=...)
+    event = Event(id=uuid.uuid4(), account_id=account_id, ...)  # the id is needed before the flush
+    session.add(event)
+    enqueue_after_commit(session, "deliver_event", str(event.id), job_id=f"event:{event.id}", account_id=account_id)
 
 and the delivery job reads the event by id (a rolled-back event is never delivered; a committed one is
-delivered at least once). Arguments must be JSON values (pass ids as strings); ``defer_by`` delays a job.
+delivered at least once). A job scheduling its own retry does the same in its ``job_session`` with
+``defer_by=...`` and a new ``job_id`` (arq refuses an id it still holds); so does a deliberate replay.
+Arguments must be JSON values (pass ids as strings).
 """
 
 from __future__ import annotations
