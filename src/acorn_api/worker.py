@@ -160,12 +160,16 @@ async def supervise(settings: Settings, stop: asyncio.Event, *, handle_signals: 
         started = time.monotonic()
         main = asyncio.create_task(worker.async_run())
         stopping = asyncio.create_task(stop.wait())
+        recorded = False
         try:
             while not main.done() and not stop.is_set():
-                await asyncio.wait({main, stopping}, timeout=HEALTH_INTERVAL, return_when=asyncio.FIRST_COMPLETED)
+                # every HEALTH_INTERVAL; every half second until the new worker has reported once
+                wait = HEALTH_INTERVAL if recorded else 0.5
+                await asyncio.wait({main, stopping}, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
                 if worker.ctx.get("redis") is not None and not main.done():
                     try:
                         await asyncio.wait_for(_record_health(worker, settings, started), HEALTH_INTERVAL)
+                        recorded = True
                     except Exception as exc:
                         log.warning("worker_health_not_recorded", error=f"{type(exc).__name__}: {exc}")
             if main.done() and not main.cancelled() and main.exception() is not None:

@@ -37,7 +37,9 @@ from acorn_api.core.jobs import JobOutbox, queue_settings, redispatch_jobs
 from acorn_api.core.time import utcnow
 from acorn_api.main import create_app
 from acorn_api.settings import Settings, to_async_database_url
+from tests.amazon.test_purchase_orders import invoice_body
 from tests.amazon.test_sync_support import (
+    FAST_RETRY,
     connection_body,
     expected_orders,
     range_body,
@@ -359,3 +361,52 @@ async def test_a_postgresql_restart_mid_sync_resumes_the_run_within_45_seconds(
     assert done.status == "succeeded", (done.error, tail(log_path))
     assert done.created == done.fetched == len(truth)
     assert stored == truth
+
+
+async def test_an_invoice_accepted_by_amazon_just_before_redis_dies_still_gets_its_transaction_polled(
+    api: httpx.AsyncClient,
+    private: PrivateRedis,
+    private_settings: Settings,
+    pool: ArqRedis,
+    make_committed_account: AccountFactory,
+    committing_sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    async with served(sim_config(seed=50)) as sim:
+        tenant = await make_committed_account("Invoice Outage Vendor")
+        created = await api.post("/v1/connections", json=connection_body(sim.url), headers=tenant.headers())
+        body = invoice_body(created.json()["id"], sim.simulator.data.orders[5])
+        r = await api.post("/v1/invoice-submissions", json=body, headers=tenant.headers())
+        assert r.status_code == 202, r.text
+        submission_id = r.json()["id"]
+
+        async def redis_dies_once_amazon_answers(response: httpx.Response) -> None:
+            if response.request.method == "POST" and response.request.url.path.endswith("/invoices"):
+                await asyncio.to_thread(private.shutdown)
+
+        async with httpx.AsyncClient(event_hooks={"response": [redis_dies_once_amazon_answers]}) as http:
+            ctx: dict[str, Any] = {
+                "settings": private_settings,
+                "sessionmaker": committing_sessionmaker,
+                "redis": pool,
+                amazon_jobs.HTTP_KEY: http,
+                amazon_jobs.TOKENS_KEY: amazon_jobs.LwaTokenCache(),
+                amazon_jobs.SYNC_OPTIONS_KEY: {"retry": FAST_RETRY},
+            }
+            assert await amazon_jobs.submit_invoice(ctx, str(tenant.id), submission_id) == "submitted"
+            async with committing_sessionmaker() as s:
+                poll = await s.scalar(
+                    select(JobOutbox).where(
+                        JobOutbox.function == "poll_invoice_transaction",
+                        JobOutbox.args == [str(tenant.id), submission_id],
+                    )
+                )
+            assert poll is not None and poll.dispatched_at is None, "the poll committed with the submission"
+
+            private.start()
+            await redispatch_jobs(ctx)  # Redis came back empty: the cron re-sends what the outbox holds
+            status = await Job(poll.arq_job_id, pool, _queue_name=private_settings.arq_queue_name).status()
+            assert status in (JobStatus.queued, JobStatus.deferred)
+            status_now = "submitted"
+            while status_now == "submitted":
+                status_now = await amazon_jobs.poll_invoice_transaction(ctx, str(tenant.id), submission_id)
+    assert status_now == "succeeded"

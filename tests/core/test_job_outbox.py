@@ -181,15 +181,22 @@ async def test_a_row_locked_by_another_worker_is_skipped_not_sent_twice(
 async def test_dispatched_rows_are_purged_after_a_day_and_undispatched_ones_kept(
     committing_sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
-    ids = {name: f"test:{uuid.uuid4()}" for name in ("old", "recent", "waiting")}
+    ids = {name: f"test:{uuid.uuid4()}" for name in ("old", "recent", "waiting", "deferred")}
     async with transaction(committing_sessionmaker, None) as s:
-        for job_id in ids.values():
-            enqueue_after_commit(s, "expire_quotes", job_id=job_id)
+        for name, job_id in ids.items():
+            enqueue_after_commit(
+                s, "expire_quotes", job_id=job_id, defer_by=timedelta(days=2) if name == "deferred" else None
+            )
     now = utcnow()
     async with committing_sessionmaker() as s, s.begin():
-        for name, age in (("old", timedelta(days=1, minutes=1)), ("recent", timedelta(hours=23))):
+        for name, age in (
+            ("old", timedelta(days=1, minutes=1)),
+            ("recent", timedelta(hours=23)),
+            ("deferred", timedelta(days=1, minutes=1)),
+        ):
             await s.execute(update(JobOutbox).where(JobOutbox.job_id == ids[name]).values(dispatched_at=now - age))
     await purge_dispatched_jobs({"sessionmaker": committing_sessionmaker}, now=now)
     assert await outbox_row(committing_sessionmaker, ids["old"]) is None
     assert await outbox_row(committing_sessionmaker, ids["recent"]) is not None
     assert await outbox_row(committing_sessionmaker, ids["waiting"]) is not None
+    assert await outbox_row(committing_sessionmaker, ids["deferred"]) is not None, "kept until it has run"

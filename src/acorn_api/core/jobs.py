@@ -12,7 +12,8 @@ How a job travels:
    ``REDISPATCH_AFTER`` with ``SELECT … FOR UPDATE SKIP LOCKED``, so two workers do not send one row twice.
    It also notices when Redis lost its data (a restart without persistence: the epoch key it keeps is gone)
    and then re-sends every row dispatched within the retention window, since those jobs may have been lost.
-4. ``purge_dispatched_jobs`` (hourly) deletes rows dispatched more than ``RETENTION`` ago.
+4. ``purge_dispatched_jobs`` (hourly) deletes rows dispatched (and, for deferred jobs, due) more than
+   ``RETENTION`` ago.
 
 So a job runs **at least once** after its transaction commits, and never if it rolled back. It may run more
 than once (a crash between sending and stamping, a Redis data loss, arq's own redelivery): every job must be
@@ -22,11 +23,14 @@ is kept; without one, the outbox row's id is used, so a re-sent row is still rec
 The same mechanism carries any "after this commits, do that" effect. An events/webhooks outbox, for example,
 writes its ``events`` row and, in the same transaction::
 
-    session.add(Event(...))
-    enqueue_after_commit(session, "deliver_event", str(event.id), job_id=f"event:{event.id}", account_id=...)
+    event = Event(id=uuid.uuid4(), account_id=account_id, ...)  # the id is needed before the flush
+    session.add(event)
+    enqueue_after_commit(session, "deliver_event", str(event.id), job_id=f"event:{event.id}", account_id=account_id)
 
 and the delivery job reads the event by id (a rolled-back event is never delivered; a committed one is
-delivered at least once). Arguments must be JSON values (pass ids as strings); ``defer_by`` delays a job.
+delivered at least once). A job scheduling its own retry does the same in its ``job_session`` with
+``defer_by=...`` and a new ``job_id`` (arq refuses an id it still holds); so does a deliberate replay.
+Arguments must be JSON values (pass ids as strings).
 """
 
 from __future__ import annotations
@@ -45,7 +49,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from sqlalchemy import Index, String, Text, delete, func, select, text, update
+from sqlalchemy import Index, String, Text, delete, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
@@ -219,7 +223,10 @@ async def redispatch_jobs(ctx: dict[str, Any], now: datetime | None = None) -> i
             # window may have vanished with it, so they go out again; arq drops those it still holds.
             lost = await session.execute(
                 update(JobOutbox)
-                .where(JobOutbox.dispatched_at.is_not(None), JobOutbox.dispatched_at > now - RETENTION)
+                .where(
+                    JobOutbox.dispatched_at.is_not(None),
+                    or_(JobOutbox.dispatched_at > now - RETENTION, JobOutbox.defer_until > now - RETENTION),
+                )
                 .values(dispatched_at=None)
                 .execution_options(synchronize_session=False)
             )
@@ -256,12 +263,17 @@ async def redispatch_jobs(ctx: dict[str, Any], now: datetime | None = None) -> i
 
 
 async def purge_dispatched_jobs(ctx: dict[str, Any], now: datetime | None = None) -> int:
-    """Cron, hourly: forget rows dispatched more than ``RETENTION`` ago."""
+    """Cron, hourly: forget rows dispatched more than ``RETENTION`` ago (and due that long ago, if deferred)."""
     now = now or utcnow()
+    cutoff = now - RETENTION
     async with ctx["sessionmaker"]() as session, session.begin():
         result = await session.execute(
             delete(JobOutbox)
-            .where(JobOutbox.dispatched_at.is_not(None), JobOutbox.dispatched_at < now - RETENTION)
+            .where(
+                JobOutbox.dispatched_at.is_not(None),
+                JobOutbox.dispatched_at < cutoff,
+                or_(JobOutbox.defer_until.is_(None), JobOutbox.defer_until < cutoff),
+            )
             .execution_options(synchronize_session=False)
         )
         return int(getattr(result, "rowcount", 0))
