@@ -7,6 +7,7 @@ form bodies; the CSV reader applies the same rule to every cell.
 
 from __future__ import annotations
 
+import base64
 import uuid
 from typing import Any
 
@@ -131,3 +132,12 @@ async def test_the_size_limit_still_applies_to_inspected_bodies(client: AsyncCli
         headers={**account.headers(), "content-type": "application/json"},
     )
     assert r.status_code == 413
+
+
+async def test_http_basic_credentials_with_nul_are_refused_not_a_500(client: AsyncClient) -> None:
+    raw = base64.b64encode(b"acc_\x00bad:secret").decode()
+    r = await client.post(
+        "/oauth/token", data={"grant_type": "client_credentials"}, headers={"Authorization": f"Basic {raw}"}
+    )
+    assert r.status_code == 401, r.text
+    assert r.json()["error"] == "invalid_client"

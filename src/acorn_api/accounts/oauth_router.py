@@ -21,6 +21,7 @@ from acorn_api.core.db import Session
 from acorn_api.core.deps import AppSettings
 from acorn_api.core.errors import PROBLEM_BASE, JSONResponse, TooManyRequests, problems
 from acorn_api.core.ratelimit import Bucket, rate_limiter
+from acorn_api.core.text_input import control_character_problem
 from acorn_api.settings import Settings
 
 router = APIRouter(tags=["oauth"])
@@ -101,6 +102,7 @@ async def _limit(request: Request, settings: Settings, client_id: str | None) ->
             "description": "invalid_request, invalid_grant, invalid_scope, unsupported_grant_type",
         },
         401: {"model": TokenError, "description": "invalid_client"},
+        422: problems(422)[422],
         429: problems(429)[429],
     },
 )
@@ -128,6 +130,8 @@ async def issue_token(
         return _token_error(request, "invalid_client", "Client authentication is required.", 401, basic=basic)
     if len(client_id) > MAX_CLIENT_ID or len(client_secret) > MAX_SECRET or len(scope or "") > MAX_SCOPE:
         return _token_error(request, "invalid_request", "A parameter is too long.")
+    if control_character_problem(client_id + client_secret, multi_line=False):  # from HTTP Basic, decoded
+        return _token_error(request, "invalid_client", "Client credentials hold control characters.", 401, basic=basic)
     if not grant_type:
         return _token_error(request, "invalid_request", "grant_type is required.")
     if grant_type != "client_credentials":
