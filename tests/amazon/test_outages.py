@@ -30,6 +30,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from acorn_api import worker as worker_module
+from acorn_api.amazon import connector
 from acorn_api.amazon import jobs as amazon_jobs
 from acorn_api.amazon.models import SyncRun
 from acorn_api.core.db import Resources, make_engine, make_sessionmaker
@@ -389,7 +390,7 @@ async def test_an_invoice_accepted_by_amazon_just_before_redis_dies_still_gets_i
                 "sessionmaker": committing_sessionmaker,
                 "redis": pool,
                 amazon_jobs.HTTP_KEY: http,
-                amazon_jobs.TOKENS_KEY: amazon_jobs.LwaTokenCache(),
+                amazon_jobs.TOKENS_KEY: connector.token_cache(private_settings),
                 amazon_jobs.SYNC_OPTIONS_KEY: {"retry": FAST_RETRY},
             }
             assert await amazon_jobs.submit_invoice(ctx, str(tenant.id), submission_id) == "submitted"
