@@ -35,8 +35,14 @@ class Settings(BaseSettings):
         default=None, description="postgresql://user:pass@host:port/db; unset in dev means embedded PostgreSQL"
     )
     redis_url: str | None = Field(default=None, description="redis://host:port/db; unset in dev means embedded Valkey")
-    database_pool_size: int = 10
-    database_max_overflow: int = 10
+    database_pool_size: int = Field(default=10, ge=1, description="connections each process keeps open")
+    database_max_overflow: int = Field(
+        default=0,
+        ge=0,
+        description="extra connections opened under load and closed when returned; 0 keeps the pool fixed: "
+        "under sustained concurrency an overflow reconnects again and again (costlier than waiting for a "
+        "pooled connection)",
+    )
     log_level: str = "INFO"
     log_json: bool = True
     cors_origins: list[str] = Field(default_factory=list)
