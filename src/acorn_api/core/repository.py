@@ -40,9 +40,8 @@ class AccountScopedRepository(Generic[M]):
         hot path of every detail route skips statement construction and cache-key generation."""
         stmt: Select[M] | None = type(self).__dict__.get("_by_id_statement")
         if stmt is None:
-            stmt = select(self.model).where(
-                self.model.account_id == bindparam("account_id"), self.model.id == bindparam("row_id")
-            )
+            # From self.select, so that a repository narrowing it (e.g. hiding soft-deleted rows) stays narrowed.
+            stmt = self.select(bindparam("account_id")).where(self.model.id == bindparam("row_id"))  # type: ignore[arg-type]
             type(self)._by_id_statement = stmt  # type: ignore[attr-defined]
         return stmt
 
