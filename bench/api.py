@@ -80,9 +80,10 @@ def serve_acorn(port: int, capture: str | None) -> None:
 
 
 def _default(value: Any) -> Any:
+    """What orjson does not know: Decimal, and asyncpg's own UUID type (not a uuid.UUID subclass)."""
     from decimal import Decimal
 
-    if isinstance(value, Decimal):
+    if isinstance(value, Decimal) or type(value).__name__ == "UUID":
         return str(value)
     raise TypeError
 
@@ -207,7 +208,7 @@ def _ms(value: str) -> float:
 
 def wrk(url: str, headers: dict[str, str], duration: float, connections: int, pid: int | None = None) -> Run:
     threads = min(2, connections)
-    cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration:g}s", "--latency"]
+    cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration:g}s", "--timeout", "10s", "--latency"]
     for name, value in headers.items():
         cmd += ["-H", f"{name}: {value}"]
     cpu_before = _cpu_seconds(pid) if pid else 0.0
@@ -393,6 +394,14 @@ def main() -> None:
             servers = {"before": ["--serve", "acorn"], **servers}
             envs["before"] = {**env, "PYTHONPATH": f"{args.before_src}{os.pathsep}{ROOT}"}
         env["PYTHONPATH"] = f"{ROOT / 'src'}{os.pathsep}{ROOT}"
+        import httpx
+
+        for kind, argv in servers.items():  # every server answers every URL with 200 before anything is timed
+            with server(argv, envs[kind], log) as (base, _):
+                for path in endpoints.values():
+                    status = httpx.get(base + path, headers=headers, timeout=30).status_code
+                    if status != 200:
+                        raise RuntimeError(f"{kind} answered {status} for {path}; see {log}")
         results: dict[tuple[str, str, int], Series] = {}
         ping = Series()
         loads = []

@@ -31,6 +31,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import httpx
 
@@ -208,7 +209,9 @@ async def _component_costs(
     bucket = Bucket(limiter.key("bench"), BIG_LIMIT)
 
     def request(secret: str) -> Request:
-        return Request({"type": "http", "headers": [(b"authorization", f"Bearer {secret}".encode())], "state": {}})
+        app = SimpleNamespace(state=SimpleNamespace(resources=None))  # authenticate reads app.state.resources
+        scope = {"type": "http", "headers": [(b"authorization", f"Bearer {secret}".encode())], "state": {}, "app": app}
+        return Request(scope)
 
     async def cpu_per_call(call: Callable[[], Awaitable[object]], n: int = 4000) -> float:
         await call()

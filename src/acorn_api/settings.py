@@ -35,8 +35,14 @@ class Settings(BaseSettings):
         default=None, description="postgresql://user:pass@host:port/db; unset in dev means embedded PostgreSQL"
     )
     redis_url: str | None = Field(default=None, description="redis://host:port/db; unset in dev means embedded Valkey")
-    database_pool_size: int = 10
-    database_max_overflow: int = 10
+    database_pool_size: int = Field(default=10, ge=1, description="connections each process keeps open")
+    database_max_overflow: int = Field(
+        default=0,
+        ge=0,
+        description="extra connections opened under load and closed when returned; 0 keeps the pool fixed: "
+        "under sustained concurrency an overflow reconnects again and again (costlier than waiting for a "
+        "pooled connection)",
+    )
     database_connect_timeout: float = Field(
         default=5.0, gt=0, le=60, description="seconds to wait for a new database connection before answering 503"
     )

@@ -13,6 +13,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from acorn_api.core.errors import PROBLEM_BASE, PROBLEM_CONTENT_TYPE
+from acorn_api.core.logging import log_access
 from acorn_api.core.metrics import REQUEST_COUNT, REQUEST_LATENCY
 
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -81,8 +82,7 @@ class RequestContextMiddleware:
             status = str(status_holder["status"] or 500)
             REQUEST_COUNT.labels(method, template, status).inc()
             REQUEST_LATENCY.labels(method, template).observe(elapsed)
-            log.info(
-                "request",
+            log_access(
                 method=method,
                 path=scope["path"],
                 route=template,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any, ClassVar, Generic, TypeVar
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from acorn_api.core.errors import NotFound
@@ -35,8 +35,18 @@ class AccountScopedRepository(Generic[M]):
                 stmt = stmt.where(getattr(self.model, column) == value)
         return stmt
 
+    def _by_id(self) -> Select[M]:
+        """``SELECT … WHERE account_id = :account_id AND id = :row_id``, built once per repository class: the
+        hot path of every detail route skips statement construction and cache-key generation."""
+        stmt: Select[M] | None = type(self).__dict__.get("_by_id_statement")
+        if stmt is None:
+            # From self.select, so that a repository narrowing it (e.g. hiding soft-deleted rows) stays narrowed.
+            stmt = self.select(bindparam("account_id")).where(self.model.id == bindparam("row_id"))  # type: ignore[arg-type]
+            type(self)._by_id_statement = stmt  # type: ignore[attr-defined]
+        return stmt
+
     async def find(self, session: AsyncSession, account_id: uuid.UUID, row_id: uuid.UUID) -> M | None:
-        row: M | None = await session.scalar(self.select(account_id).where(self.model.id == row_id))
+        row: M | None = await session.scalar(self._by_id(), {"account_id": account_id, "row_id": row_id})
         return row
 
     async def get(self, session: AsyncSession, account_id: uuid.UUID, row_id: uuid.UUID) -> M:
