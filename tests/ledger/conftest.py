@@ -34,7 +34,10 @@ def upload(client: httpx.AsyncClient, account: Tenant) -> Upload:
         tenant: Tenant | None = None,
         **form: Any,
     ) -> httpx.Response:
-        data = {"report_type": report_type, **{k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in form.items()}}
+        data = {
+            "report_type": report_type,
+            **{k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in form.items()},
+        }
         return await client.post(
             "/v1/imports",
             files={"file": (filename, content)},

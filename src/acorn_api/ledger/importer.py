@@ -119,9 +119,11 @@ def _xlsx_rows(path: Path, limits: XlsxLimits) -> Iterator[tuple[int, list[str]]
     import openpyxl  # imported here: only XLSX imports pay for it
 
     check_zip_bomb(path, limits)
+    handle = path.open("rb")  # a file object: openpyxl would refuse a path without an .xlsx suffix
     try:
-        workbook = openpyxl.load_workbook(path, read_only=True, data_only=True)
+        workbook = openpyxl.load_workbook(handle, read_only=True, data_only=True)
     except Exception as exc:  # openpyxl raises many kinds for a damaged file
+        handle.close()
         raise FileProblem("bad_xlsx", f"The XLSX file cannot be read: {type(exc).__name__}.") from None
     try:
         offset = 0
@@ -134,6 +136,7 @@ def _xlsx_rows(path: Path, limits: XlsxLimits) -> Iterator[tuple[int, list[str]]
             yield offset, []  # a blank row between sheets, like between stacked sections
     finally:
         workbook.close()
+        handle.close()
 
 
 @dataclass
