@@ -249,7 +249,8 @@ class Stage:
         """Move the staged records into the ledger tables; returns how many rows added something."""
         s, d, loaded = self.records, self.dates, self.loaded
         stores = (
-            "vc AS (SELECT DISTINCT ON (u.vcode) u.vcode AS code, st.id FROM stores st, unnest(st.vendor_codes) AS u(vcode) "
+            "vc AS (SELECT DISTINCT ON (u.vcode) u.vcode AS code, st.id "
+            "FROM stores st, unnest(st.vendor_codes) AS u(vcode) "
             "WHERE st.account_id = $1 ORDER BY u.vcode, st.created_at), "
             "sc AS (SELECT code, id FROM stores WHERE account_id = $1)"
         )
