@@ -185,11 +185,10 @@ class FileParser:
             table = self.tables[i]
             named = {table[h] for h in (normalise_header(c) for c in cells if c) if h in table}
             missing = [f for f in self.sections[i].required if f not in named]
-            if (
-                best is None
-                or len(missing) < len(best[2])
-                or (len(missing) == len(best[2]) and len(named) > len(best[1]))
-            ):
+            if not missing:
+                return (i, named, missing)
+            # on a tie the later section wins: a remittance's invoice lines matter more than its payments
+            if best is None or len(missing) <= len(best[2]):
                 best = (i, named, missing)
         return best
 
@@ -251,8 +250,10 @@ class FileParser:
                     layout.ctx.payment_numbers = shared_payments
                     layout.ctx.occurrences = shared_occurrences
                     continue
+                if layout is not None and found is not None and len(found[1]) >= 2:
+                    raise self._missing(found)  # the next section's header, with columns missing
                 if layout is None:
-                    if found is not None and (best is None or len(found[2]) < len(best[2])):
+                    if found is not None and (best is None or len(found[2]) <= len(best[2])):
                         best = found
                     if seen_nonblank >= HEADER_SEARCH_ROWS:
                         raise self._missing(best)

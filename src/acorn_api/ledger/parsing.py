@@ -117,6 +117,8 @@ def _normalise_separators(s: str) -> str:
         if not thousands and len(groups) > 2:
             raise ValueProblem("not an amount")
     elif s.count(".") > 1:
+        if not all(len(g) == 3 for g in s.split(".")[1:]):
+            raise ValueProblem("not an amount")
         decimal_sep, group_sep = "", "."  # 1.234.567 (European thousands)
     else:
         return s
@@ -203,6 +205,9 @@ class DateDetector:
             return common.pop()
         if "yyyy-MM-dd" in common:
             return "yyyy-MM-dd"
+        ordered = sorted(common)
+        if all(len({formats[f] for f in ordered}) == 1 for formats in self.seen.values()):
+            return ordered[0]  # every value reads the same either way (e.g. 05/05/2026)
         raise FileProblem(
             "ambiguous_dates",
             "The dates fit " + " and ".join(sorted(common)) + " (no day above 12), so the day and the month "
