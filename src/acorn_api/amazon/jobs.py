@@ -22,6 +22,7 @@ from acorn_api.amazon.repository import connections, invoice_submissions
 from acorn_api.amazon.sync import SyncContext, execute, make_client, recover_stale
 from acorn_api.core.jobs import job_session
 from acorn_api.core.time import utcnow
+from acorn_api.ledger import service as ledger_service
 from acorn_api.ledger.archive import raw_documents
 from acorn_api.settings import Settings
 
@@ -187,6 +188,7 @@ async def poll_invoice_transaction(ctx: dict[str, Any], account_id: str, submiss
             submission.transaction_status = transaction.status
             if transaction.status == "Success":
                 submission.status, submission.completed_at = "succeeded", utcnow()
+                await ledger_service.record_accepted_submission(session, account, submission)
             elif transaction.status == "Failure":
                 submission.status, submission.completed_at = "failed", utcnow()
                 submission.errors = [e.model_dump(exclude_none=True) for e in transaction.errors or []]

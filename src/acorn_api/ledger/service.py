@@ -19,10 +19,10 @@ import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from datetime import UTC, date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 import structlog
 from sqlalchemy.exc import IntegrityError
@@ -488,61 +488,86 @@ async def get_payment(session: AsyncSession, caller: Caller, number: str) -> tup
 # --- invoice submissions accepted by Amazon ----------------------------------------------------------
 
 
-async def record_accepted_submission(
-    session: AsyncSession,
-    account_id: uuid.UUID,
-    *,
-    submission_id: uuid.UUID,
-    invoice_number: str,
-    invoice_date: date,
-    amount: Decimal,
-    currency: str,
-    po_number: str | None,
-    store_id: uuid.UUID | None,
-) -> LedgerEntry | None:
-    """Enter an invoice that Amazon accepted through the connector: one entry, idempotent per submission.
+class AcceptedSubmission(Protocol):
+    """What the ledger reads of an invoice submission (amazon.models.InvoiceSubmission; no import of it:
+    the connector depends on the ledger, never the reverse)."""
 
-    Its natural key is ``submission:<id>``; an invoice already known by number (from an ERP file or a
-    remittance) keeps its row, and the submission's entry is not added twice for the same invoice.
+    id: uuid.UUID
+    invoice_number: str
+    invoice_type: str
+    purchase_order_numbers: list[str]
+    currency: str
+    total_amount: Decimal
+    payload: dict[str, Any]
+
+
+async def record_accepted_submission(
+    session: AsyncSession, account_id: uuid.UUID, submission: AcceptedSubmission
+) -> LedgerEntry | None:
+    """Enter an invoice Amazon accepted through the connector: one entry per submission, ever.
+
+    The entry's natural key is ``submission:<id>``, so a repeated poll adds nothing. An invoice already
+    known by number (from an ERP file or a remittance) is not entered twice; a credit note is an
+    ``adjustment`` entry (negative), without an ``invoices`` row.
     """
-    existing = await invoices.by_number(session, account_id, invoice_number)
-    if existing is not None:
+    key = natural_key("submission", str(submission.id))
+    if await entries.by_natural_key(session, account_id, key) is not None:
         return None
-    key = natural_key("submission", str(submission_id))
-    entry = await entries.by_natural_key(session, account_id, key)
-    if entry is None:
-        entry = LedgerEntry(
-            id=uuid.uuid4(),
-            entry_type=EntryType.invoice.value,
-            amount=amount,
-            currency=currency,
-            occurred_on=invoice_date,
-            invoice_number=invoice_number,
-            po_number=po_number,
-            store_id=store_id,
-            source_submission_id=submission_id,
-            raw={},
-            natural_key=key,
-        )
-        entries.add(session, account_id, entry)
-    invoices.add(
-        session,
-        account_id,
-        Invoice(
-            id=uuid.uuid4(),
-            invoice_number=invoice_number,
-            invoice_date=invoice_date,
-            po_number=po_number,
-            store_id=store_id,
-            amount=amount,
-            currency=currency,
-            source="submission",
-            source_submission_id=submission_id,
-            ledger_entry_id=entry.id,
-        ),
+    is_credit = submission.invoice_type == "CreditNote"
+    if not is_credit and await invoices.by_number(session, account_id, submission.invoice_number) is not None:
+        return None
+    payload = submission.payload
+    when = _payload_date(payload.get("date"))
+    vendor_code = (payload.get("remitToParty") or {}).get("partyId")
+    store = await stores.first_with_vendor_code(session, account_id, vendor_code) if vendor_code else None
+    po_number = submission.purchase_order_numbers[0] if len(submission.purchase_order_numbers) == 1 else None
+    amount = -abs(submission.total_amount) if is_credit else submission.total_amount
+    entry = LedgerEntry(
+        id=uuid.uuid4(),
+        entry_type=(EntryType.adjustment if is_credit else EntryType.invoice).value,
+        amount=amount,
+        currency=submission.currency,
+        occurred_on=when,
+        invoice_number=submission.invoice_number,
+        po_number=po_number,
+        vendor_code=vendor_code,
+        store_id=store.id if store else None,
+        reference=submission.invoice_number if is_credit else None,
+        description="credit note accepted by Amazon" if is_credit else "invoice accepted by Amazon",
+        source_submission_id=submission.id,
+        raw={},
+        natural_key=key,
     )
+    entries.add(session, account_id, entry)
+    if not is_credit:
+        invoices.add(
+            session,
+            account_id,
+            Invoice(
+                id=uuid.uuid4(),
+                invoice_number=submission.invoice_number,
+                invoice_date=when,
+                po_number=po_number,
+                vendor_code=vendor_code,
+                store_id=entry.store_id,
+                amount=amount,
+                currency=submission.currency,
+                source="submission",
+                source_submission_id=submission.id,
+                ledger_entry_id=entry.id,
+            ),
+        )
     await session.flush()
     return entry
+
+
+def _payload_date(value: Any) -> date:
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC).date()
+        except ValueError:
+            pass
+    return utcnow().date()
 
 
 def iter_csv_lines(rows: list[LedgerEntry], columns: tuple[str, ...]) -> Iterator[list[str]]:
