@@ -7,6 +7,7 @@ DO NOTHING`` statements, all in the job's one transaction.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -202,6 +203,7 @@ class Stage:
 
     def __init__(self, conn: Any, import_id: uuid.UUID) -> None:
         self.conn = conn
+        self.timings: dict[str, float] = {}
         suffix = import_id.hex
         self.records = f"import_stage_{suffix}"
         self.dates = f"import_dates_{suffix}"
@@ -238,6 +240,11 @@ class Stage:
     async def drop_rows(self, rows: list[int]) -> None:
         await self.conn.execute(f"DELETE FROM {self.records} WHERE row = ANY($1::int[])", rows)
 
+    async def _run(self, name: str, sql: str, *args: Any) -> None:
+        started = time.perf_counter()
+        await self.conn.execute(sql, *args)
+        self.timings[name] = round(time.perf_counter() - started, 3)
+
     async def load(
         self,
         account_id: uuid.UUID,
@@ -248,13 +255,17 @@ class Stage:
     ) -> int:
         """Move the staged records into the ledger tables; returns how many rows added something."""
         s, d, loaded = self.records, self.dates, self.loaded
+        # temporary tables have no statistics until analysed: without them the planner nests loops over
+        # millions of staged rows instead of hashing them
+        await self._run("analyze", f"ANALYZE {s}; ANALYZE {d}")
         stores = (
             "vc AS (SELECT DISTINCT ON (u.vcode) u.vcode AS code, st.id "
             "FROM stores st, unnest(st.vendor_codes) AS u(vcode) "
             "WHERE st.account_id = $1 ORDER BY u.vcode, st.created_at), "
             "sc AS (SELECT code, id FROM stores WHERE account_id = $1)"
         )
-        await self.conn.execute(
+        await self._run(
+            "entries",
             f"""
             WITH {stores},
             pd AS (SELECT DISTINCT ON (payment_number) payment_number, occurred_raw
@@ -286,7 +297,8 @@ class Stage:
             store_id,
             fallback_date,
         )
-        await self.conn.execute(
+        await self._run(
+            "payments",
             f"""
             WITH ins AS (
               INSERT INTO payments (id, account_id, payment_number, payment_date, amount, currency, payment_amount,
@@ -305,7 +317,8 @@ class Stage:
             import_id,
         )
         # payments known only from their lines (a remittance CSV without the payments section)
-        await self.conn.execute(
+        await self._run(
+            "payments_from_lines",
             f"""
             INSERT INTO payments (id, account_id, payment_number, currency, source_import_id)
             SELECT gen_random_uuid(), $1, l.payment_number, min(l.currency), $2
@@ -316,7 +329,8 @@ class Stage:
             account_id,
             import_id,
         )
-        await self.conn.execute(
+        await self._run(
+            "payment_lines",
             f"""
             WITH ins AS (
               INSERT INTO payment_lines (id, account_id, payment_number, invoice_number, invoice_date, description,
@@ -336,7 +350,8 @@ class Stage:
             account_id,
             import_id,
         )
-        await self.conn.execute(
+        await self._run(
+            "invoices",
             f"""
             WITH {stores},
             ins AS (

@@ -16,6 +16,7 @@ import asyncio
 import hashlib
 import queue
 import threading
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -346,9 +347,11 @@ async def load(
     stage = Stage(conn, import_id)
     await stage.create()
     result = parser.result
+    started = time.perf_counter()
     try:
         async for batch in _parsed_batches(parser):
             await stage.copy(batch)
+        stage.timings["parse_and_copy"] = round(time.perf_counter() - started, 3)
         fmt = result.date_format
         if result.rows_rejected == 0 or not row.reject_file_on_errors:
             unknown = await stage.unknown_store_codes(account_id) if row.report_type == ReportType.invoices else []
@@ -372,6 +375,7 @@ async def load(
         await stage.copy_dates(result.dates.mapping(fmt))
     source = "remittance" if row.report_type == ReportType.remittance else "import"
     loaded = await stage.load(account_id, import_id, row.store_id, row.created_at.astimezone(UTC).date(), source)
+    log.info("import_loaded", import_id=str(import_id), rows=result.rows_total, seconds=stage.timings)
     await stage.drop()
     _fill(row, parser)
     row.rows_loaded = loaded
