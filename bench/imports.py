@@ -10,8 +10,9 @@ Per round, in a fresh account:
    duplicate; wall time as above.
 3. **physical limit** — the rows the import wrote, already parsed (exported with binary ``COPY … TO``), copied
    with binary ``COPY … FROM`` into empty copies of the tables (``LIKE … INCLUDING ALL``: same indexes and
-   constraints). ``ledger`` = ``ledger_entries`` only (the issue's definition); ``all`` = every table the
-   import writes (``ledger_entries``, ``payment_lines``, ``invoices``, ``payments``).
+   constraints; the ledger copy hash-partitioned into 16 like the ledger). ``ledger`` = ``ledger_entries``
+   only (the issue's definition); ``all`` = every table the import writes (``ledger_entries``,
+   ``payment_lines``, ``invoices``, ``payments``).
 
 Once per run: the raw file ``COPY``'d into a bare table of text columns, for reference.
 
@@ -182,9 +183,18 @@ async def physical_limit(conn: asyncpg.Connection, account_id: uuid.UUID, folder
             await conn.copy_from_query(
                 f"SELECT * FROM {table} WHERE account_id = $1", account_id, output=f, format="binary"
             )
-        await conn.execute(
-            f"DROP TABLE IF EXISTS bench_{table}; CREATE TABLE bench_{table} (LIKE {table} INCLUDING ALL)"
-        )
+        await conn.execute(f"DROP TABLE IF EXISTS bench_{table}")
+        if table == "ledger_entries":  # the same shape as the ledger: hash-partitioned by account
+            await conn.execute(
+                f"CREATE TABLE bench_{table} (LIKE {table} INCLUDING ALL) PARTITION BY HASH (account_id)"
+            )
+            for r in range(16):
+                await conn.execute(
+                    f"CREATE TABLE bench_{table}_p{r} PARTITION OF bench_{table} "
+                    f"FOR VALUES WITH (MODULUS 16, REMAINDER {r})"
+                )
+        else:
+            await conn.execute(f"CREATE TABLE bench_{table} (LIKE {table} INCLUDING ALL)")
         started = time.perf_counter()
         await conn.copy_to_table(f"bench_{table}", source=str(dump), format="binary")
         times[table] = time.perf_counter() - started
