@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from acorn_api.core.db import Resources
 from acorn_api.ledger.models import Invoice, LedgerEntry, Payment, PaymentLine
+from acorn_api.ledger.parsing import clean_file_name
 from acorn_api.main import create_app
 from acorn_api.settings import Settings
 from tests.conftest import Tenant
@@ -231,3 +232,11 @@ async def test_an_xlsx_zip_bomb_is_refused(run_import: RunImport, session: Async
 async def test_a_broken_xlsx_fails_cleanly(run_import: RunImport) -> None:
     imp = await run_import(b"PK\x03\x04" + b"garbage" * 10, "remittance", filename="x.xlsx")
     assert (imp["status"], imp["error"]["code"]) == ("failed", "bad_xlsx")
+
+
+async def test_a_file_name_with_control_characters_is_cleaned(upload: Upload) -> None:
+    r = await upload(remittance_csv().encode(), "remittance", filename="re\x00mit\x07.csv")
+    assert r.status_code == 202, r.text
+    assert not any(ord(c) < 32 for c in r.json()["file_name"])
+    assert clean_file_name("re\x00mit\x07.csv") == "remit.csv"
+    assert clean_file_name("\x01") is None

@@ -98,3 +98,16 @@ async def test_a_bad_filter_is_422_naming_it(client: httpx.AsyncClient, account:
     r = await client.get("/v1/ledger/entries", params={"amount_min": "abc"}, headers=account.headers())
     assert r.status_code == 422
     assert r.json()["errors"][0]["loc"] == ["query", "amount_min"]
+
+
+async def test_control_characters_in_filters_and_paths_are_422(client: httpx.AsyncClient, account: Tenant) -> None:
+    r = await client.get("/v1/ledger/entries", params={"vendor_code": "A\x00B"}, headers=account.headers())
+    assert r.status_code == 422 and r.json()["errors"][0]["loc"] == ["query", "vendor_code"]
+    r = await client.get("/v1/invoices/A%00B", headers=account.headers())
+    assert r.status_code == 422 and r.json()["errors"][0]["loc"] == ["path", "invoice_number"]
+    r = await client.post(
+        "/v1/import-mappings",
+        json={"report_type": "returns", "name": "x\x00", "columns": {"A": "request_id"}},
+        headers=account.headers(),
+    )
+    assert r.status_code == 422 and r.json()["errors"][0]["loc"] == ["body", "name"]

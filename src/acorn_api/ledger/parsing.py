@@ -300,3 +300,11 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 def has_control_characters(text: str) -> bool:
     return _CONTROL.search(text) is not None
+
+
+def clean_file_name(name: str | None) -> str | None:
+    """An uploaded file's name as we store it: no control characters (never a NUL into PostgreSQL), ≤ 255."""
+    if not name:
+        return None
+    cleaned = _CONTROL.sub("", name).replace("\x00", "").strip()[:255]
+    return cleaned or None

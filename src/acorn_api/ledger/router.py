@@ -23,7 +23,7 @@ from acorn_api.core.pagination import Page, Pagination
 from acorn_api.ledger import service
 from acorn_api.ledger.auth import ImportsWrite, LedgerRead
 from acorn_api.ledger.models import EntryType, ImportStatus, ReportType
-from acorn_api.ledger.parsing import DATE_FORMATS
+from acorn_api.ledger.parsing import DATE_FORMATS, clean_file_name
 from acorn_api.ledger.repository import EntryFilters
 from acorn_api.ledger.schemas import (
     ImportOut,
@@ -37,6 +37,7 @@ from acorn_api.ledger.schemas import (
     PaymentDetail,
     PaymentLineOut,
     PaymentOut,
+    PlainText,
 )
 
 imports_router = APIRouter(prefix="/v1/imports", tags=["imports"])
@@ -92,7 +93,7 @@ async def create_import(
 ) -> ImportOut:
     upload = service.Upload(
         file=file.file,
-        file_name=(file.filename or None) and (file.filename or "")[:255],
+        file_name=clean_file_name(file.filename),
         report_type=report_type,
         mapping_id=mapping_id,
         store_id=store_id,
@@ -224,10 +225,10 @@ async def list_entries(
     page: Pagination,
     entry_type: EntryType | None = None,
     store_id: uuid.UUID | None = None,
-    vendor_code: Annotated[str | None, Query(max_length=32)] = None,
-    invoice_number: Annotated[str | None, Query(max_length=64)] = None,
-    payment_number: Annotated[str | None, Query(max_length=64)] = None,
-    po_number: Annotated[str | None, Query(max_length=64)] = None,
+    vendor_code: Annotated[PlainText | None, Query(max_length=32)] = None,
+    invoice_number: Annotated[PlainText | None, Query(max_length=64)] = None,
+    payment_number: Annotated[PlainText | None, Query(max_length=64)] = None,
+    po_number: Annotated[PlainText | None, Query(max_length=64)] = None,
     import_id: uuid.UUID | None = None,
     occurred_from: date | None = None,
     occurred_to: date | None = None,
@@ -279,7 +280,7 @@ async def list_invoices(
     caller: LedgerRead,
     session: Session,
     page: Pagination,
-    po_number: Annotated[str | None, Query(max_length=64)] = None,
+    po_number: Annotated[PlainText | None, Query(max_length=64)] = None,
     source: Literal["import", "remittance", "submission"] | None = None,
 ) -> Page[InvoiceOut]:
     result = await service.list_invoices(session, caller, page, po_number=po_number, source=source)
@@ -295,7 +296,7 @@ async def list_invoices(
     responses=problems(403, 404),
 )
 async def get_invoice(
-    invoice_number: Annotated[str, Path(max_length=64)], caller: LedgerRead, session: Session
+    invoice_number: Annotated[PlainText, Path(max_length=64)], caller: LedgerRead, session: Session
 ) -> InvoiceDetail:
     row, touching, balance = await service.get_invoice(session, caller, invoice_number)
     return InvoiceDetail(
@@ -312,7 +313,7 @@ async def get_invoice(
     responses=problems(403, 404),
 )
 async def get_payment(
-    payment_number: Annotated[str, Path(max_length=64)], caller: LedgerRead, session: Session
+    payment_number: Annotated[PlainText, Path(max_length=64)], caller: LedgerRead, session: Session
 ) -> PaymentDetail:
     row, lines = await service.get_payment(session, caller, payment_number)
     return PaymentDetail(

@@ -6,13 +6,23 @@ import uuid
 from datetime import date
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from acorn_api.core.money import Amount
 from acorn_api.core.time import UTCDateTime
 from acorn_api.ledger.models import EntryType, ImportStatus, ReportType
 from acorn_api.ledger.parsing import DATE_FORMATS, has_control_characters
 from acorn_api.ledger.reports import SUPPORTED_REPORT_TYPES, known_fields
+
+
+def _no_control_characters(value: str) -> str:
+    if has_control_characters(value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+PlainText = Annotated[str, AfterValidator(_no_control_characters)]
+"""A text input that never carries a NUL or another control character into PostgreSQL."""
 
 
 class RowError(BaseModel):
@@ -74,7 +84,7 @@ class MappingBase(BaseModel):
 
 class MappingCreate(MappingBase):
     report_type: ReportType
-    name: Annotated[str, Field(min_length=1, max_length=200)]
+    name: Annotated[PlainText, Field(min_length=1, max_length=200)]
 
     @field_validator("report_type")
     @classmethod
@@ -91,8 +101,17 @@ class MappingCreate(MappingBase):
 class MappingUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: Annotated[str | None, Field(min_length=1, max_length=200)] = None
+    name: Annotated[PlainText | None, Field(min_length=1, max_length=200)] = None
     columns: dict[ColumnName, ColumnName] | None = Field(default=None, max_length=100)
+
+    @field_validator("columns")
+    @classmethod
+    def _no_control_characters(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        for key, name in (value or {}).items():
+            if has_control_characters(key) or has_control_characters(name):
+                raise ValueError("column names must not contain control characters")
+        return value
+
     is_default: bool | None = None
 
 
