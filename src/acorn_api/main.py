@@ -27,6 +27,7 @@ from acorn_api.core.jobs import queue_settings
 from acorn_api.core.logging import configure_logging
 from acorn_api.core.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from acorn_api.core.text_input import ControlCharacterMiddleware
+from acorn_api.ledger.router import ROUTERS as LEDGER_ROUTERS
 from acorn_api.quotes.router import policy_router as quote_policy_router
 from acorn_api.quotes.router import prices_router
 from acorn_api.quotes.router import router as quotes_router
@@ -54,6 +55,7 @@ ROUTERS = [
     quote_policy_router,
     prices_router,
     vendor_router,
+    *LEDGER_ROUTERS,
 ]
 
 
@@ -84,6 +86,7 @@ def _required_scopes(route: APIRoute) -> list[str]:
 
 
 SCOPES_NOTE = "**Required scopes:** "
+MULTIPART_OVERHEAD_BYTES = 64 * 1024
 
 
 def document_scopes(router: APIRouter) -> None:
@@ -144,7 +147,12 @@ def create_app(settings: Settings | None = None, *, resources: Resources | None 
     # Added last = outermost: the request id exists before anything else runs. Control characters are
     # checked inside the body limit, so the body it reads is already bounded.
     app.add_middleware(ControlCharacterMiddleware)
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodySizeLimitMiddleware,
+        max_bytes=settings.max_body_bytes,
+        # a report file plus the few bytes of its multipart envelope and form fields
+        path_limits={"/v1/imports": settings.max_import_bytes + MULTIPART_OVERHEAD_BYTES},
+    )
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

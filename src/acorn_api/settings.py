@@ -50,6 +50,18 @@ class Settings(BaseSettings):
     log_json: bool = True
     cors_origins: list[str] = Field(default_factory=list)
     max_body_bytes: int = 10 * 1024 * 1024
+    max_import_bytes: int = Field(
+        default=200 * 1024 * 1024, ge=1, description="largest report file `POST /v1/imports` accepts (413 beyond)"
+    )
+    max_xlsx_uncompressed_bytes: int = Field(
+        default=1024 * 1024 * 1024, ge=1, description="an XLSX that unpacks to more is refused as a zip bomb"
+    )
+    max_xlsx_compression_ratio: int = Field(
+        default=200, ge=1, description="an XLSX member compressed more than this (x) is refused as a zip bomb"
+    )
+    import_stale_seconds: int = Field(
+        default=300, ge=1, description="a running import nobody holds for this long is re-enqueued"
+    )
     public_base_url: str = "http://127.0.0.1:8000"
 
     # Secrets. The defaults exist so a developer can start with zero configuration; production refuses them.

@@ -24,6 +24,7 @@ from acorn_api.core.db import make_engine, make_sessionmaker
 from acorn_api.core.idempotency import purge_expired
 from acorn_api.core.jobs import job_session, purge_dispatched_jobs, queue_settings, redispatch_jobs
 from acorn_api.core.logging import configure_logging
+from acorn_api.ledger import jobs as ledger_jobs
 from acorn_api.quotes import jobs as quotes_jobs
 from acorn_api.settings import Settings, get_settings
 
@@ -63,6 +64,8 @@ FUNCTIONS: list[WorkerCoroutine] = [
     vendor_jobs.reencrypt_connection_secrets,
     redispatch_jobs,
     purge_dispatched_jobs,
+    ledger_jobs.load_import,
+    ledger_jobs.recover_stale_imports,
 ]
 EVERY_10_SECONDS = {0, 10, 20, 30, 40, 50}
 CRON_JOBS = [
@@ -72,6 +75,7 @@ CRON_JOBS = [
     cron(vendor_jobs.recover_stale_syncs, second={s + 5 for s in EVERY_10_SECONDS}, run_at_startup=True, unique=True),
     cron(redispatch_jobs, second=EVERY_10_SECONDS, run_at_startup=True, unique=True),
     cron(purge_dispatched_jobs, minute={23}, second={0}, run_at_startup=False, unique=True),
+    cron(ledger_jobs.recover_stale_imports, second={45}, run_at_startup=True, unique=True),
 ]
 
 

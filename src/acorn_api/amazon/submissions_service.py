@@ -40,6 +40,7 @@ from acorn_api.core.jobs import enqueue_after_commit, transaction
 from acorn_api.core.money import quantize
 from acorn_api.core.pagination import PageParams, Slice
 from acorn_api.core.time import utcnow
+from acorn_api.ledger import service as ledger_service
 from acorn_api.ledger.archive import raw_documents
 
 SUBMIT_INVOICE_JOB = "submit_invoice"
@@ -265,6 +266,12 @@ def _apply_transaction(submission: InvoiceSubmission, transaction: Transaction) 
     return True
 
 
+async def _enter_if_accepted(session: AsyncSession, account_id: uuid.UUID, submission: InvoiceSubmission) -> None:
+    """An invoice Amazon accepted enters the ledger in the same transaction, with the submission as its source."""
+    if submission.status == "succeeded":
+        await ledger_service.record_accepted_submission(session, account_id, submission)
+
+
 async def submit(
     sessionmaker: async_sessionmaker[AsyncSession],
     redis: ArqRedis | None,
@@ -308,7 +315,9 @@ async def submit(
             await _archive(session, account_id, checked, "sp-api:getTransaction", meta)
             if checked.value.status != "Failure":
                 submission.status = "submitted"
-                if _apply_transaction(submission, checked.value):
+                still_processing = _apply_transaction(submission, checked.value)
+                await _enter_if_accepted(session, account_id, submission)
+                if still_processing:
                     return _then(
                         session,
                         account_id,
@@ -381,7 +390,9 @@ async def poll(
                 "sp-api:getTransaction",
                 {"invoice_submission_id": str(submission_id), "transaction_id": transaction_id},
             )
-            if not _apply_transaction(submission, result.value):
+            still_processing = _apply_transaction(submission, result.value)
+            await _enter_if_accepted(session, account_id, submission)
+            if not still_processing:
                 return Next(submission.status)
             if polls >= MAX_TRANSACTION_POLLS:
                 _finish(

@@ -120,19 +120,24 @@ def _internal_error_body(path: str, request_id: str) -> Message:
 
 
 class BodySizeLimitMiddleware:
-    """Refuses bodies over the limit with 413, whether announced by Content-Length or streamed."""
+    """Refuses bodies over the limit with 413, whether announced by Content-Length or streamed.
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+    ``path_limits`` gives a few exact paths (file uploads) their own, larger limit.
+    """
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int, path_limits: dict[str, int] | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.path_limits = path_limits or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.path_limits.get(scope["path"].rstrip("/"), self.max_bytes)
         declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._reject(scope, send)
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await self._reject(scope, send, limit)
             return
         received = 0
         exceeded = False
@@ -145,7 +150,7 @@ class BodySizeLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > limit:
                     exceeded = True
                     raise _BodyTooLarge
             return message
@@ -158,7 +163,7 @@ class BodySizeLimitMiddleware:
                 # The app may have turned the interrupted read into an answer of its own (FastAPI makes any
                 # error while reading a body a 400): a streamed body over the limit is a 413 all the same.
                 response_started = replaced = True
-                await self._reject(scope, send)
+                await self._reject(scope, send, limit)
                 return
             if replaced:
                 return
@@ -170,16 +175,16 @@ class BodySizeLimitMiddleware:
             await self.app(scope, limited_receive, tracking_send)
         except _BodyTooLarge:
             if not response_started:
-                await self._reject(scope, send)
+                await self._reject(scope, send, limit)
 
-    async def _reject(self, scope: Scope, send: Send) -> None:
+    async def _reject(self, scope: Scope, send: Send, limit: int) -> None:
         state: dict[str, Any] = scope.setdefault("state", {})
         body = orjson.dumps(
             {
                 "type": PROBLEM_BASE + "payload-too-large",
                 "title": "Payload too large",
                 "status": 413,
-                "detail": f"The request body is larger than {self.max_bytes} bytes.",
+                "detail": f"The request body is larger than {limit} bytes.",
                 "instance": scope["path"],
                 "request_id": state.get("request_id"),
             }

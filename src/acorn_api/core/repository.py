@@ -9,10 +9,10 @@ from sqlalchemy import Select, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from acorn_api.core.errors import NotFound
-from acorn_api.core.models import TenantMixin
+from acorn_api.core.models import AccountKeyedMixin, TenantMixin
 from acorn_api.core.pagination import PageParams, Slice, keyset_page
 
-M = TypeVar("M", bound=TenantMixin)
+M = TypeVar("M", bound=TenantMixin | AccountKeyedMixin)
 
 
 class AccountScopedRepository(Generic[M]):

@@ -5,6 +5,11 @@ account: archiving the same bytes twice returns the first row. Rows that a docum
 orders, shipments, ledger lines) point at it with ``raw_document_id`` so every figure can be traced back
 to what Amazon actually sent.
 
+Small documents (SP-API payloads) sit compressed in ``raw_documents.content``. Large files (report
+imports, up to hundreds of MB) are streamed: compressed chunk by chunk into ``raw_document_chunks`` (one
+gzip stream cut into ~1 MB rows), so neither the API process that archives an upload nor the worker that
+reads it back ever holds the whole file in memory. ``metadata.storage == "chunks"`` marks such a document.
+
 It lives in the ledger domain (DESIGN.md §3 and §5: "the raw document archive keeps every file imported
 and every SP-API payload fetched ... as dispute evidence"): the connector writes into it, imports will
 too, and disputes read from it. The vendor package depends on the ledger here, never the reverse.
@@ -19,9 +24,21 @@ import uuid
 import zlib
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, BinaryIO
 
-from sqlalchemy import BigInteger, CheckConstraint, Index, LargeBinary, String, UniqueConstraint, select
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    LargeBinary,
+    PrimaryKeyConstraint,
+    String,
+    UniqueConstraint,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column, undefer
@@ -58,6 +75,29 @@ class RawDocument(TenantMixin, Base):
         CheckConstraint("size_bytes >= 0 AND compressed_bytes >= 0", name="sizes"),
         Index("ix_raw_documents_account_id_created_at", "account_id", "created_at", "id"),
     )
+
+
+class RawDocumentChunk(Base):
+    """One piece of a large document's gzip stream; the pieces in ``seq`` order are the whole stream."""
+
+    __tablename__ = "raw_document_chunks"
+
+    account_id: Mapped[uuid.UUID]
+    document_id: Mapped[uuid.UUID]
+    seq: Mapped[int] = mapped_column(Integer)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+    __table_args__ = (
+        PrimaryKeyConstraint("account_id", "document_id", "seq"),
+        ForeignKeyConstraint(
+            ["account_id", "document_id"], ["raw_documents.account_id", "raw_documents.id"], ondelete="CASCADE"
+        ),
+        CheckConstraint("seq >= 0", name="seq"),
+    )
+
+
+CHUNK_BYTES = 1024 * 1024
+STORAGE_CHUNKS = "chunks"
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +192,126 @@ class RawDocumentRepository(AccountScopedRepository[RawDocument]):
         )
         assert winner is not None
         return Archived(winner, digest, False)
+
+    async def store_file(
+        self,
+        session: AsyncSession,
+        account_id: uuid.UUID,
+        file: BinaryIO,
+        *,
+        sha256: str,
+        size_bytes: int,
+        source: str,
+        fetched_at: datetime,
+        content_type: str,
+        metadata: dict[str, Any] | None = None,
+    ) -> Archived:
+        """Archive a file of known hash once per account, streaming it in compressed chunks.
+
+        Reading and compressing run in a thread, one ``CHUNK_BYTES`` piece at a time: memory stays flat
+        whatever the size, and the event loop keeps serving other requests meanwhile.
+        """
+        new_id = uuid.uuid4()
+        inserted = await session.scalar(
+            insert(RawDocument)
+            .values(
+                id=new_id,
+                account_id=account_id,
+                sha256=sha256,
+                source=source,
+                content_type=content_type,
+                compression=COMPRESSION,
+                size_bytes=size_bytes,
+                compressed_bytes=0,
+                content=b"",
+                fetched_at=fetched_at,
+                metadata_={**(metadata or {}), "storage": STORAGE_CHUNKS},
+            )
+            .on_conflict_do_nothing(index_elements=["account_id", "sha256"])
+            .returning(RawDocument.id)
+        )
+        if inserted is None:
+            winner = await session.scalar(
+                select(RawDocument.id).where(RawDocument.account_id == account_id, RawDocument.sha256 == sha256)
+            )
+            assert winner is not None
+            return Archived(winner, sha256, False)
+        file.seek(0)
+        compressor = _ChunkCompressor(file)
+        seq = 0
+        total = 0
+        while True:
+            piece = await asyncio.to_thread(compressor.next_piece)
+            if piece is None:
+                break
+            if piece:
+                await session.execute(
+                    insert(RawDocumentChunk).values(account_id=account_id, document_id=new_id, seq=seq, data=piece)
+                )
+                seq += 1
+                total += len(piece)
+        await session.execute(
+            update(RawDocument)
+            .where(RawDocument.account_id == account_id, RawDocument.id == new_id)
+            .values(compressed_bytes=total, metadata_={**(metadata or {}), "storage": STORAGE_CHUNKS, "chunks": seq})
+        )
+        return Archived(new_id, sha256, True)
+
+    async def spool(self, session: AsyncSession, account_id: uuid.UUID, document_id: uuid.UUID, dest: BinaryIO) -> int:
+        """Write the document's original bytes to ``dest``, one chunk at a time; returns the byte count."""
+        document = await self.get(session, account_id, document_id)
+        if document.metadata_.get("storage") != STORAGE_CHUNKS:
+            full = await self.get_with_content(session, account_id, document_id)
+            data = decompress(full)
+            await asyncio.to_thread(dest.write, data)
+            return len(data)
+        decompressor = zlib.decompressobj(31)
+        written = 0
+        seq = 0
+        while True:
+            piece = await session.scalar(
+                select(RawDocumentChunk.data).where(
+                    RawDocumentChunk.account_id == account_id,
+                    RawDocumentChunk.document_id == document_id,
+                    RawDocumentChunk.seq == seq,
+                )
+            )
+            if piece is None:
+                break
+            written += await asyncio.to_thread(_decompress_into, decompressor, piece, dest)
+            seq += 1
+        tail = decompressor.flush()
+        dest.write(tail)
+        return written + len(tail)
+
+
+class _ChunkCompressor:
+    """Reads a file and yields its gzip stream in pieces of about ``CHUNK_BYTES``."""
+
+    def __init__(self, file: BinaryIO) -> None:
+        self.file = file
+        self.compressor = zlib.compressobj(COMPRESSION_LEVEL, zlib.DEFLATED, 31)  # 31: a gzip stream
+        self.done = False
+
+    def next_piece(self) -> bytes | None:
+        """The next compressed piece (possibly empty), or ``None`` once everything is out."""
+        if self.done:
+            return None
+        out = bytearray()
+        while len(out) < CHUNK_BYTES:
+            raw = self.file.read(CHUNK_BYTES)
+            if not raw:
+                out += self.compressor.flush()
+                self.done = True
+                break
+            out += self.compressor.compress(raw)
+        return bytes(out)
+
+
+def _decompress_into(decompressor: Any, piece: bytes, dest: BinaryIO) -> int:
+    data = decompressor.decompress(piece)
+    dest.write(data)
+    return len(data)
 
 
 raw_documents = RawDocumentRepository()

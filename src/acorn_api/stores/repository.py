@@ -31,6 +31,18 @@ class StoreRepository(AccountScopedRepository[Store]):
             stmt = stmt.where(Store.vendor_codes.contains([vendor_code]))
         return stmt
 
+    async def first_with_vendor_code(
+        self, session: AsyncSession, account_id: uuid.UUID, vendor_code: str
+    ) -> Store | None:
+        """The (oldest) store that has this vendor code, if any."""
+        row: Store | None = await session.scalar(
+            self.select(account_id)
+            .where(Store.vendor_codes.contains([vendor_code]))
+            .order_by(Store.created_at)
+            .limit(1)
+        )
+        return row
+
     async def code_taken(
         self, session: AsyncSession, account_id: uuid.UUID, code: str, *, except_id: uuid.UUID | None = None
     ) -> bool:
