@@ -122,6 +122,7 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     if request.method in READ_ONLY_METHODS:
         async with resources.read_sessionmaker()() as session:
             yield session
+            await flush_pending_jobs(session, resources.redis)  # normally none: reads enqueue nothing
         return
     async with resources.sessionmaker() as session:
         try:
