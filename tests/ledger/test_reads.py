@@ -111,3 +111,14 @@ async def test_control_characters_in_filters_and_paths_are_422(client: httpx.Asy
         headers=account.headers(),
     )
     assert r.status_code == 422 and r.json()["errors"][0]["loc"] == ["body", "name"]
+
+
+async def test_dates_and_booleans_are_not_coerced_from_numbers(client: httpx.AsyncClient, account: Tenant) -> None:
+    r = await client.get("/v1/ledger/entries", params={"occurred_to": "0"}, headers=account.headers())
+    assert r.status_code == 422 and r.json()["errors"][0]["loc"] == ["query", "occurred_to"]
+    r = await client.post(
+        "/v1/import-mappings",
+        json={"report_type": "returns", "name": "x", "columns": {"A": "request_id"}, "is_default": 0},
+        headers=account.headers(),
+    )
+    assert r.status_code == 422 and r.json()["errors"][0]["loc"] == ["body", "is_default"]

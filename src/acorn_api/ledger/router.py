@@ -6,7 +6,6 @@ import csv
 import io
 import uuid
 from collections.abc import AsyncIterator
-from datetime import date
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any, Literal
@@ -29,6 +28,7 @@ from acorn_api.ledger.schemas import (
     ImportOut,
     InvoiceDetail,
     InvoiceOut,
+    IsoDate,
     LedgerEntryOut,
     MappingCreate,
     MappingDeleted,
@@ -230,8 +230,8 @@ async def list_entries(
     payment_number: Annotated[PlainText | None, Query(max_length=64)] = None,
     po_number: Annotated[PlainText | None, Query(max_length=64)] = None,
     import_id: uuid.UUID | None = None,
-    occurred_from: date | None = None,
-    occurred_to: date | None = None,
+    occurred_from: IsoDate | None = None,
+    occurred_to: IsoDate | None = None,
     amount_min: Annotated[Decimal | None, Query(allow_inf_nan=False, max_digits=20, decimal_places=4)] = None,
     amount_max: Annotated[Decimal | None, Query(allow_inf_nan=False, max_digits=20, decimal_places=4)] = None,
     format: Literal["json", "csv"] = "json",

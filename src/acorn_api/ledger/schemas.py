@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import date
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, field_validator
 
 from acorn_api.core.money import Amount
 from acorn_api.core.time import UTCDateTime
@@ -23,6 +24,18 @@ def _no_control_characters(value: str) -> str:
 
 PlainText = Annotated[str, AfterValidator(_no_control_characters)]
 """A text input that never carries a NUL or another control character into PostgreSQL."""
+
+
+def _iso_date_only(value: object) -> object:
+    if isinstance(value, str) and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        raise ValueError("must be a date as YYYY-MM-DD")
+    if isinstance(value, int | float):
+        raise ValueError("must be a date as YYYY-MM-DD")
+    return value
+
+
+IsoDate = Annotated[date, BeforeValidator(_iso_date_only)]
+"""A date given as ``YYYY-MM-DD`` only (pydantic alone would also read ``0`` as 1970-01-01)."""
 
 
 class RowError(BaseModel):
@@ -71,7 +84,7 @@ class MappingBase(BaseModel):
         examples=[{"Net Paid": "amount_paid"}],
         max_length=100,
     )
-    is_default: bool = Field(default=False, description="used for uploads of this report type without mapping_id")
+    is_default: StrictBool = Field(default=False, description="used for uploads of this report type without mapping_id")
 
     @field_validator("columns")
     @classmethod
@@ -112,7 +125,7 @@ class MappingUpdate(BaseModel):
                 raise ValueError("column names must not contain control characters")
         return value
 
-    is_default: bool | None = None
+    is_default: StrictBool | None = None
 
 
 class MappingOut(BaseModel):
