@@ -14,6 +14,7 @@ from acorn_api.core.idempotency import purge_expired
 from acorn_api.core.jobs import job_session
 from acorn_api.core.logging import configure_logging
 from acorn_api.quotes import jobs as quotes_jobs
+from acorn_api.refunds import jobs as refunds_jobs
 from acorn_api.settings import Settings, get_settings
 
 
@@ -48,12 +49,17 @@ FUNCTIONS: list[WorkerCoroutine] = [
     vendor_jobs.submit_invoice,
     vendor_jobs.poll_invoice_transaction,
     vendor_jobs.reencrypt_connection_secrets,
+    refunds_jobs.open_refund_cases,
+    refunds_jobs.open_refund_cases_nightly,
+    refunds_jobs.refund_case_deadlines,
 ]
 CRON_JOBS = [
     cron(quotes_jobs.expire_quotes, second={15}, run_at_startup=True, unique=True),
     cron(purge_idempotency_keys, minute={7}, run_at_startup=False, unique=True),
     cron(vendor_jobs.schedule_due_syncs, second={0}, run_at_startup=False, unique=True),
     cron(vendor_jobs.recover_stale_syncs, second={30}, run_at_startup=True, unique=True),
+    cron(refunds_jobs.open_refund_cases_nightly, hour={2}, minute={15}, run_at_startup=False, unique=True),
+    cron(refunds_jobs.refund_case_deadlines, hour={3}, minute={5}, run_at_startup=False, unique=True),
 ]
 
 
