@@ -790,7 +790,7 @@ async def account_lock(session: AsyncSession, account_id: uuid.UUID) -> None:
     """Serialise case creation per account for the transaction (two racing jobs take turns)."""
     await session.execute(
         text("SELECT pg_advisory_xact_lock(hashtextextended('open_refund_cases:' || CAST(:a AS text), 0))").bindparams(
-            bindparam("a", account_id)
+            bindparam("a", str(account_id))
         )
     )
 
