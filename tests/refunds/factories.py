@@ -201,3 +201,39 @@ async def make_payment_line(
     session.add(line)
     await session.commit()
     return line
+
+
+async def make_invoice_submission(
+    session: AsyncSession, account_id: uuid.UUID, invoice_number: str, po_number: str, lines: list[tuple[int, int, str]]
+) -> Any:
+    """An invoice sent to Amazon: (item sequence number, invoiced quantity, unit cost) per line."""
+    from acorn_api.amazon.models import InvoiceSubmission
+
+    conn = await make_connection(session, account_id)
+    payload = {
+        "invoiceType": "Invoice",
+        "id": invoice_number,
+        "items": [
+            {
+                "itemSequenceNumber": seq,
+                "invoicedQuantity": {"amount": qty, "unitOfMeasure": "Eaches"},
+                "netCost": {"currencyCode": "USD", "amount": cost},
+                "purchaseOrderNumber": po_number,
+            }
+            for seq, qty, cost in lines
+        ],
+    }
+    sub = InvoiceSubmission(
+        account_id=account_id,
+        connection_id=conn.id,
+        invoice_number=invoice_number,
+        invoice_type="Invoice",
+        purchase_order_numbers=[po_number],
+        currency="USD",
+        total_amount=Decimal("0"),
+        payload=payload,
+        status="succeeded",
+    )
+    session.add(sub)
+    await session.commit()
+    return sub
