@@ -363,9 +363,11 @@ async def create_cases(
     )
     if import_id is not None:
         base = base.where(e.source_import_id == import_id)
-    b = base.subquery("b")
+    # OFFSET 0 keeps PostgreSQL from inlining each layer into the next: the classified type feeds the deadline
+    # and the scores, and inlined it would be re-evaluated in every branch that mentions it.
+    b = base.offset(0).subquery("b")
     deadline = sql_deadline(b.c.type, b.c.opened_on, b.c.invoice_due_on, windows)
-    d = select(b, deadline.label("dispute_deadline")).subquery("d")
+    d = select(b, deadline.label("dispute_deadline")).offset(0).subquery("d")
     status = case(
         (d.c.needs_review, literal(CaseStatus.needs_review.value, String)),
         else_=literal(CaseStatus.open.value, String),
@@ -439,7 +441,14 @@ async def create_cases(
     counts = select(
         func.count().filter(events.c.type == CREATED_EVENT), func.count().filter(events.c.type == NEEDS_REVIEW_EVENT)
     ).select_from(events)
+    # The anti-join must not be a nested loop over refund_cases: that table grows while this very statement
+    # inserts into it, and an empty table's statistics make the planner pick exactly that (quadratic). A hash
+    # anti-join reads the existing cases once, before the first insert. JIT only adds compile time here.
+    await session.execute(text("SET LOCAL enable_nestloop = off"))
+    await session.execute(text("SET LOCAL jit = off"))
     row = (await session.execute(counts)).one()
+    await session.execute(text("SET LOCAL enable_nestloop = on"))
+    await session.execute(text("SET LOCAL jit = on"))
     return Created(created=int(row[0]), needs_review=int(row[1]))
 
 
