@@ -2,9 +2,9 @@
 set-based SQL INSERT of the same cases measured in the same run; then listing by priority with filters through
 the API with one client.
 
-Data (COPY): ``--deductions`` deduction ledger entries of all eight deduction types (log-normal amounts, median about 90, one in
-ten at or above the 500 review threshold), one invoice per four deductions (due dates for shortage and
-price claim deadlines), 20 stores in four time zones, and three classification rules. Each round:
+Data (COPY): ``--deductions`` deduction ledger entries of all eight deduction types (log-normal amounts, median
+about 90, one in ten at or above the 500 review threshold), one invoice per four deductions (due dates for shortage
+and price claim deadlines), 20 stores in four time zones, and three classification rules. Each round:
 
 * **baseline**: ``INSERT INTO refund_cases … SELECT … FROM ledger_entries`` with the type mapped by a ``CASE`` and
   the entry's references copied — the physical cost of writing the same case rows with their indexes and foreign
