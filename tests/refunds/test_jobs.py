@@ -1,4 +1,4 @@
-"""The jobs are registered with the worker; the nightly safety net enqueues runs for accounts with uncased deductions."""
+"""Refund jobs are registered with the worker; the nightly run enqueues accounts with uncased deductions."""
 
 from __future__ import annotations
 
