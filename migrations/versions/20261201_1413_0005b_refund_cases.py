@@ -113,7 +113,10 @@ def upgrade() -> None:
         "ix_refund_cases_account_id_invoice_number", "refund_cases", ["account_id", "invoice_number"], unique=False
     )
     op.create_index(
-        "ix_refund_cases_account_id_status_priority", "refund_cases", ["account_id", "status", "priority"], unique=False
+        "ix_refund_cases_account_id_status_priority",
+        "refund_cases",
+        ["account_id", "status", "priority", "id"],
+        unique=False,
     )
     op.create_table(
         "refund_case_entries",

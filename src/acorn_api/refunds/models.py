@@ -99,7 +99,7 @@ class RefundCase(AccountKeyedMixin, Base):
         CheckConstraint("amount >= 0 AND recovered_amount >= 0 AND written_off_amount >= 0", name="amounts"),
         UniqueConstraint("account_id", "origin_entry_id"),
         Index("ix_refund_cases_account_id_created_at", "account_id", "created_at", "id"),
-        Index("ix_refund_cases_account_id_status_priority", "account_id", "status", "priority"),
+        Index("ix_refund_cases_account_id_status_priority", "account_id", "status", "priority", "id"),
         # keyset pages for each sort order of the list: (sort value, id)
         Index("ix_refund_cases_account_id_priority_id", "account_id", "priority", "id"),
         Index("ix_refund_cases_account_id_amount_id", "account_id", "amount", "id"),
