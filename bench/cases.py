@@ -246,8 +246,8 @@ QUERIES: list[dict[str, Any]] = [
     {"status": ["open", "needs_review"]},
     {"status": ["needs_review"], "min_amount": "500"},
     {"status": ["open"], "type": "shortage"},
-    {"status": ["open", "needs_review", "ready_to_dispute"], "deadline_before": "2026-09-01"},
-    {"status": ["open"], "min_amount": "1000", "type": "compliance_chargeback"},
+    {"status": ["open", "needs_review", "ready_to_dispute"], "deadline_before": "2026-12-15"},
+    {"status": ["needs_review"], "min_amount": "1000", "type": "compliance_chargeback"},
 ]
 
 
@@ -262,8 +262,10 @@ async def api_list(base: str, key: str, requests: int, by_query: dict[int, list[
     times: list[float] = []
     async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=30) as client:
         n = 0
+        shape = 0
         while n < requests:
-            q = QUERIES[n % len(QUERIES)]
+            q = QUERIES[shape % len(QUERIES)]
+            shape += 1
             cursor = None
             for _ in range(4):  # the first page and three pages deeper
                 params = _params(q) + ([("cursor", cursor)] if cursor else [])
