@@ -149,3 +149,16 @@ async def test_rule_inputs_are_validated(client: httpx.AsyncClient, account: Ten
         "/v1/case-rules", json={"name": "r", "description_pattern": "a\u0000b"}, headers=account.headers()
     )
     assert control.status_code == 422
+
+
+async def test_a_rule_update_refuses_null_for_required_fields_and_clears_optional_ones(
+    client: httpx.AsyncClient, account: Tenant
+) -> None:
+    rule = await _rule(client, account, description_pattern="x", vendor_code="ACME1")
+    url = f"/v1/case-rules/{rule['id']}"
+    for field in ("name", "is_active", "entry_types", "pattern_kind", "set_tags", "position"):
+        r = await client.patch(url, json={field: None}, headers=account.headers())
+        assert r.status_code == 422, (field, r.text)
+        assert r.json()["errors"][0]["loc"] == ["body", field]
+    cleared = await client.patch(url, json={"vendor_code": None}, headers=account.headers())
+    assert cleared.status_code == 200 and cleared.json()["vendor_code"] is None

@@ -328,10 +328,26 @@ class RuleCreate(RuleFields):
 
 
 class RuleUpdate(RuleFields):
+    """Only the fields present change; null clears an optional match or effect."""
+
     model_config = ConfigDict(extra="forbid")
 
+    name: Text200 | SkipJsonSchema[None] = None
+    is_active: bool | SkipJsonSchema[None] = None
+    entry_types: Annotated[list[DeductionType], Field(max_length=20)] | SkipJsonSchema[None] = None
+    pattern_kind: PatternKind | SkipJsonSchema[None] = None
+    set_tags: Annotated[list[Tag], Field(max_length=20)] | SkipJsonSchema[None] = None
     position: int | SkipJsonSchema[None] = Field(default=None, ge=0, le=1_000_000)
     version: int | SkipJsonSchema[None] = Field(default=None, ge=1, description="the version you read; stale → 409")
+
+    @field_validator(
+        "name", "is_active", "entry_types", "pattern_kind", "set_tags", "position", "version", mode="before"
+    )
+    @classmethod
+    def _no_nulls(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("cannot be null; leave the field out to keep the current value")
+        return value
 
 
 class RuleOut(BaseModel):
