@@ -24,6 +24,7 @@ def upgrade() -> None:
     op.create_table(
         "refund_cases",
         sa.Column("origin_entry_id", sa.Uuid(), nullable=False),
+        sa.Column("origin_entry_type", sa.String(length=30), nullable=False),
         sa.Column("type", sa.String(length=30), nullable=False),
         sa.Column("subtype", sa.String(length=100), nullable=True),
         sa.Column("status", sa.String(length=30), server_default="open", nullable=False),
@@ -39,8 +40,11 @@ def upgrade() -> None:
         sa.Column("payment_number", sa.String(length=64), nullable=True),
         sa.Column("reference", sa.String(length=128), nullable=True),
         sa.Column("opened_on", sa.Date(), nullable=False),
+        sa.Column("invoice_due_on", sa.Date(), nullable=True),
+        sa.Column("timezone", sa.String(length=64), server_default="UTC", nullable=False),
         sa.Column("dispute_deadline", sa.Date(), nullable=True),
         sa.Column("deadline_missed", sa.Boolean(), server_default="false", nullable=False),
+        sa.Column("deadline_alert_days", sa.Integer(), nullable=True),
         sa.Column("priority", sa.Numeric(precision=20, scale=4), server_default="0", nullable=False),
         sa.Column("likelihood", sa.Numeric(precision=5, scale=4), server_default="0", nullable=False),
         sa.Column("expected_recovery", sa.Numeric(precision=20, scale=4), server_default="0", nullable=False),
@@ -96,13 +100,23 @@ def upgrade() -> None:
         "ix_refund_cases_account_id_created_at", "refund_cases", ["account_id", "created_at", "id"], unique=False
     )
     op.create_index(
-        "ix_refund_cases_account_id_dispute_deadline", "refund_cases", ["account_id", "dispute_deadline"], unique=False
+        "ix_refund_cases_account_id_dispute_deadline_id",
+        "refund_cases",
+        ["account_id", "dispute_deadline", "id"],
+        unique=False,
     )
+    op.create_index(
+        "ix_refund_cases_account_id_priority_id", "refund_cases", ["account_id", "priority", "id"], unique=False
+    )
+    op.create_index("ix_refund_cases_account_id_amount_id", "refund_cases", ["account_id", "amount", "id"], unique=False)
     op.create_index(
         "ix_refund_cases_account_id_invoice_number", "refund_cases", ["account_id", "invoice_number"], unique=False
     )
     op.create_index(
-        "ix_refund_cases_account_id_status_priority", "refund_cases", ["account_id", "status", "priority"], unique=False
+        "ix_refund_cases_account_id_status_priority",
+        "refund_cases",
+        ["account_id", "status", "priority", "id"],
+        unique=False,
     )
     op.create_table(
         "refund_case_entries",
@@ -157,7 +171,9 @@ def downgrade() -> None:
     op.drop_table("refund_case_entries")
     op.drop_index("ix_refund_cases_account_id_status_priority", table_name="refund_cases")
     op.drop_index("ix_refund_cases_account_id_invoice_number", table_name="refund_cases")
-    op.drop_index("ix_refund_cases_account_id_dispute_deadline", table_name="refund_cases")
+    op.drop_index("ix_refund_cases_account_id_dispute_deadline_id", table_name="refund_cases")
+    op.drop_index("ix_refund_cases_account_id_priority_id", table_name="refund_cases")
+    op.drop_index("ix_refund_cases_account_id_amount_id", table_name="refund_cases")
     op.drop_index("ix_refund_cases_account_id_created_at", table_name="refund_cases")
     op.drop_table("refund_cases")
     # ### end Alembic commands ###

@@ -31,6 +31,9 @@ from acorn_api.ledger.router import ROUTERS as LEDGER_ROUTERS
 from acorn_api.quotes.router import policy_router as quote_policy_router
 from acorn_api.quotes.router import prices_router
 from acorn_api.quotes.router import router as quotes_router
+from acorn_api.refunds.router import router as refund_cases_router
+from acorn_api.refunds.router import rules_router as case_rules_router
+from acorn_api.refunds.router import settings_router as case_settings_router
 from acorn_api.settings import Settings, get_settings
 from acorn_api.stores.router import router as stores_router
 
@@ -56,6 +59,9 @@ ROUTERS = [
     prices_router,
     vendor_router,
     *LEDGER_ROUTERS,
+    refund_cases_router,
+    case_rules_router,
+    case_settings_router,
 ]
 
 

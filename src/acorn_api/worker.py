@@ -26,6 +26,7 @@ from acorn_api.core.jobs import job_session, purge_dispatched_jobs, queue_settin
 from acorn_api.core.logging import configure_logging
 from acorn_api.ledger import jobs as ledger_jobs
 from acorn_api.quotes import jobs as quotes_jobs
+from acorn_api.refunds import jobs as refunds_jobs
 from acorn_api.settings import Settings, get_settings
 
 log = structlog.get_logger(__name__)
@@ -66,6 +67,9 @@ FUNCTIONS: list[WorkerCoroutine] = [
     purge_dispatched_jobs,
     ledger_jobs.load_import,
     ledger_jobs.recover_stale_imports,
+    refunds_jobs.open_refund_cases,
+    refunds_jobs.open_refund_cases_nightly,
+    refunds_jobs.refund_case_deadlines,
 ]
 EVERY_10_SECONDS = {0, 10, 20, 30, 40, 50}
 CRON_JOBS = [
@@ -76,6 +80,8 @@ CRON_JOBS = [
     cron(redispatch_jobs, second=EVERY_10_SECONDS, run_at_startup=True, unique=True),
     cron(purge_dispatched_jobs, minute={23}, second={0}, run_at_startup=False, unique=True),
     cron(ledger_jobs.recover_stale_imports, second={45}, run_at_startup=True, unique=True),
+    cron(refunds_jobs.open_refund_cases_nightly, hour={2}, minute={15}, run_at_startup=False, unique=True),
+    cron(refunds_jobs.refund_case_deadlines, hour={3}, minute={5}, run_at_startup=False, unique=True),
 ]
 
 
