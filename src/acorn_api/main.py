@@ -29,6 +29,8 @@ from acorn_api.quotes.router import prices_router
 from acorn_api.quotes.router import router as quotes_router
 from acorn_api.settings import Settings, get_settings
 from acorn_api.stores.router import router as stores_router
+from acorn_api.webhooks.router import events_router
+from acorn_api.webhooks.router import router as webhook_endpoints_router
 
 API_DESCRIPTION = """\
 ACORN API runs the back office of brands that sell to Amazon as Vendors (1P): purchase orders,
@@ -51,6 +53,8 @@ ROUTERS = [
     quote_policy_router,
     prices_router,
     vendor_router,
+    events_router,
+    webhook_endpoints_router,
 ]
 
 

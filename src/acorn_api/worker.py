@@ -15,6 +15,7 @@ from acorn_api.core.jobs import job_session
 from acorn_api.core.logging import configure_logging
 from acorn_api.quotes import jobs as quotes_jobs
 from acorn_api.settings import Settings, get_settings
+from acorn_api.webhooks import jobs as webhook_jobs
 
 
 async def purge_idempotency_keys(ctx: dict[str, Any]) -> int:
@@ -34,6 +35,7 @@ async def startup(ctx: dict[str, Any]) -> None:
 
 async def shutdown(ctx: dict[str, Any]) -> None:
     await vendor_jobs.close_vendor_resources(ctx)
+    await webhook_jobs.close_webhook_resources(ctx)
     engine = ctx.get("engine")
     if engine is not None:
         await engine.dispose()
@@ -48,12 +50,17 @@ FUNCTIONS: list[WorkerCoroutine] = [
     vendor_jobs.submit_invoice,
     vendor_jobs.poll_invoice_transaction,
     vendor_jobs.reencrypt_connection_secrets,
+    webhook_jobs.deliver_event,
+    webhook_jobs.deliver_due_webhooks,
+    webhook_jobs.purge_old_events,
 ]
 CRON_JOBS = [
     cron(quotes_jobs.expire_quotes, second={15}, run_at_startup=True, unique=True),
     cron(purge_idempotency_keys, minute={7}, run_at_startup=False, unique=True),
     cron(vendor_jobs.schedule_due_syncs, second={0}, run_at_startup=False, unique=True),
     cron(vendor_jobs.recover_stale_syncs, second={30}, run_at_startup=True, unique=True),
+    cron(webhook_jobs.deliver_due_webhooks, second=set(range(0, 60, 5)), run_at_startup=True, unique=True),
+    cron(webhook_jobs.purge_old_events, hour={3}, minute={17}, run_at_startup=False, unique=True),
 ]
 
 
