@@ -189,7 +189,11 @@ async def pending_count(sessionmaker: async_sessionmaker[AsyncSession], account_
         found = await s.scalar(
             select(func.count())
             .select_from(WebhookDelivery)
-            .where(WebhookDelivery.account_id == account_id, WebhookDelivery.status == "pending")
+            .where(
+                WebhookDelivery.account_id == account_id,
+                WebhookDelivery.status == "pending",
+                WebhookDelivery.next_attempt_at.is_not(None),  # paused (endpoint disabled) is settled too
+            )
         )
     return int(found or 0)
 
