@@ -27,6 +27,7 @@ from typing import Any
 import httpx
 import orjson
 import structlog
+from arq.connections import ArqRedis
 from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -39,10 +40,14 @@ from acorn_api.amazon.models import SyncRun, VendorConnection
 from acorn_api.amazon.ratelimit import RatePlan, RedisTokenBucket
 from acorn_api.amazon.regions import Region
 from acorn_api.amazon.repository import UpsertCounts, connections, purchase_orders, shipments, sync_runs
+from acorn_api.amazon.schemas import SyncRunOut
 from acorn_api.amazon.wire import Page, PurchaseOrder, PurchaseOrderStatus, ResumePoint, Shipment
+from acorn_api.core.jobs import flush_pending_jobs
 from acorn_api.core.time import utcnow
 from acorn_api.ledger.archive import raw_documents
 from acorn_api.settings import Settings
+from acorn_api.webhooks.events import EventType
+from acorn_api.webhooks.events import record as record_event
 
 log = structlog.get_logger(__name__)
 
@@ -383,26 +388,45 @@ async def _release(ctx: SyncContext, claim_: Claim) -> None:
 async def _finish(
     ctx: SyncContext, claim_: Claim, stats: CallStats, error: BaseException | None, partial: bool = False
 ) -> str:
-    async with ctx.sessionmaker() as session, session.begin():
-        run = await _owned_run(session, claim_)
-        _apply_stats(run, claim_.base, stats)
-        now = utcnow()
-        run.finished_at = now
-        run.worker_token = None
-        if error is None and not partial:
-            run.status = "succeeded"
-            run.error = None
-            await connections.record_success(session, claim_.account_id, run.connection_id, now)
-        else:
-            run.status = "partially_succeeded" if (run.pages > 0 or partial) else "failed"
-            run.error = _error_body(error) if error is not None else run.error
-            if error is not None:
-                flag = isinstance(error, SpApiUnauthorized | crypto.SecretsUnreadable) or (
-                    isinstance(error, LwaAuthError) and not error.retryable
-                )
-                message = f"{run.kind} sync {run.id}: {run.error['message'] if run.error else ''}"
-                await connections.record_failure(session, claim_.account_id, run.connection_id, message, flag=flag)
-        return run.status
+    async with ctx.sessionmaker() as session:
+        async with session.begin():
+            status = await _finish_run(session, claim_, stats, error, partial)
+        await flush_pending_jobs(session, _queue(ctx))  # the run's event delivery (issue 11)
+    return status
+
+
+def _queue(ctx: SyncContext) -> ArqRedis:
+    if isinstance(ctx.redis, ArqRedis):
+        return ctx.redis
+    return ArqRedis(connection_pool=ctx.redis.connection_pool, default_queue_name=ctx.settings.arq_queue_name)
+
+
+async def _finish_run(
+    session: AsyncSession, claim_: Claim, stats: CallStats, error: BaseException | None, partial: bool
+) -> str:
+    run = await _owned_run(session, claim_)
+    _apply_stats(run, claim_.base, stats)
+    now = utcnow()
+    run.finished_at = now
+    run.worker_token = None
+    if error is None and not partial:
+        run.status = "succeeded"
+        run.error = None
+        await connections.record_success(session, claim_.account_id, run.connection_id, now)
+    else:
+        run.status = "partially_succeeded" if (run.pages > 0 or partial) else "failed"
+        run.error = _error_body(error) if error is not None else run.error
+        if error is not None:
+            flag = isinstance(error, SpApiUnauthorized | crypto.SecretsUnreadable) or (
+                isinstance(error, LwaAuthError) and not error.retryable
+            )
+            message = f"{run.kind} sync {run.id}: {run.error['message'] if run.error else ''}"
+            await connections.record_failure(session, claim_.account_id, run.connection_id, message, flag=flag)
+    await session.flush()
+    await session.refresh(run)
+    kind = EventType.sync_run_succeeded if run.status == "succeeded" else EventType.sync_run_failed
+    record_event(session, claim_.account_id, kind, SyncRunOut.model_validate(run))
+    return run.status
 
 
 # ---------------------------------------------------------------- pages

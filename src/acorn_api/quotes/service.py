@@ -36,9 +36,11 @@ from acorn_api.core.versioning import require_version
 from acorn_api.quotes import conflicts, events, policy
 from acorn_api.quotes.models import InvalidTransition, Quote, QuoteEvent, QuoteStatus, ScopeType, next_status
 from acorn_api.quotes.repository import quote_events, quotes, store_scope_keys
-from acorn_api.quotes.schemas import PriceConflict, QuoteCreate, QuoteUpdate, check_period
+from acorn_api.quotes.schemas import PriceConflict, QuoteCreate, QuoteOut, QuoteUpdate, check_period
 from acorn_api.stores.models import Store
 from acorn_api.stores.repository import stores
+from acorn_api.webhooks.events import EventType
+from acorn_api.webhooks.events import record as record_event
 
 EXPIRY_BATCH = 500
 
@@ -275,6 +277,7 @@ async def submit(session: AsyncSession, caller: Caller, quote_id: uuid.UUID, *, 
             "conflicts": len(found),
         },
     )
+    record_event(session, caller.account_id, EventType.quote_submitted, QuoteOut.model_validate(quote))
     return Outcome(quote, found, assessment.requires_finance)
 
 
@@ -326,6 +329,7 @@ async def approve(
             "replaced": [str(q) for q in replaced],
         },
     )
+    record_event(session, caller.account_id, EventType.quote_approved, QuoteOut.model_validate(quote))
     return Outcome(quote, found, assessment.requires_finance)
 
 
@@ -383,6 +387,7 @@ async def reject(session: AsyncSession, caller: Caller, quote_id: uuid.UUID, *, 
     await session.flush()
     await session.refresh(quote)
     events.record(session, caller, quote, "rejected", from_status=from_status, before=before, reason=reason)
+    record_event(session, caller.account_id, EventType.quote_rejected, QuoteOut.model_validate(quote))
     return quote
 
 
