@@ -50,6 +50,7 @@ FUNCTIONS: list[WorkerCoroutine] = [
     vendor_jobs.submit_invoice,
     vendor_jobs.poll_invoice_transaction,
     vendor_jobs.reencrypt_connection_secrets,
+    vendor_jobs.warn_expiring_credentials,
     webhook_jobs.deliver_event,
     webhook_jobs.deliver_due_webhooks,
     webhook_jobs.purge_old_events,
@@ -60,6 +61,7 @@ CRON_JOBS = [
     cron(vendor_jobs.schedule_due_syncs, second={0}, run_at_startup=False, unique=True),
     cron(vendor_jobs.recover_stale_syncs, second={30}, run_at_startup=True, unique=True),
     cron(webhook_jobs.deliver_due_webhooks, second=set(range(0, 60, 5)), run_at_startup=True, unique=True),
+    cron(vendor_jobs.warn_expiring_credentials, hour={6}, minute={5}, run_at_startup=True, unique=True),
     cron(webhook_jobs.purge_old_events, hour={3}, minute={17}, run_at_startup=False, unique=True),
 ]
 

@@ -72,3 +72,36 @@ async def test_a_finished_sync_run_is_an_event_and_its_delivery_is_queued(
     [event] = await events_of(committing_client, tenant, "sync_run.succeeded")
     assert event["data"]["id"] == str(run_id) and event["data"]["status"] == "succeeded"
     assert await redis.exists(f"arq:job:deliver_event:{event['id']}") == 1
+
+
+@pytest.mark.committing
+async def test_credentials_expiring_is_said_once_per_connection_and_date(
+    committing_client: httpx.AsyncClient, tenant: Tenant, ctx: dict[str, Any]
+) -> None:
+    from datetime import timedelta
+
+    from acorn_api.amazon.jobs import warn_expiring_credentials
+    from acorn_api.core.time import utcnow
+
+    today = utcnow().date()
+    ids = {}
+    for name, days in (("soon", 5), ("later", 60)):
+        body = connection_body("http://127.0.0.1:9", name=name, credentials_rotate_by=str(today + timedelta(days)))
+        r = await committing_client.post("/v1/connections", json=body, headers=tenant.headers())
+        assert r.status_code == 201, r.text
+        ids[name] = r.json()["id"]
+
+    await warn_expiring_credentials(ctx)
+    await warn_expiring_credentials(ctx)  # daily, and idempotent
+    [event] = await events_of(committing_client, tenant, "connection.credentials_expiring")
+    assert event["data"]["id"] == ids["soon"]
+    assert event["data"]["warnings"][0].startswith("credentials_rotate_soon")
+
+    r = await committing_client.patch(
+        f"/v1/connections/{ids['soon']}",
+        json={"credentials_rotate_by": str(today + timedelta(days=3))},
+        headers=tenant.headers(),
+    )
+    assert r.status_code == 200, r.text
+    await warn_expiring_credentials(ctx)  # a new date is a new warning
+    assert len(await events_of(committing_client, tenant, "connection.credentials_expiring")) == 2

@@ -216,3 +216,29 @@ async def reencrypt_connection_secrets(ctx: dict[str, Any]) -> int:
                     setattr(connection, column, crypto.rotate(settings, value))
             count += 1
         return count
+
+
+async def warn_expiring_credentials(ctx: dict[str, Any]) -> int:
+    """Cron, daily: one ``connection.credentials_expiring`` event per connection and rotation date, from
+    ``ROTATION_WARNING_DAYS`` before the date on (an expired date included). Idempotent."""
+    from acorn_api.amazon.router import connection_out
+    from acorn_api.webhooks import events
+
+    today = utcnow().date()
+    async with job_session(ctx) as session:
+        count = 0
+        for connection in await connections.rotating_by(session, today + timedelta(days=service.ROTATION_WARNING_DAYS)):
+            assert connection.credentials_rotate_by is not None
+            marker = {"id": str(connection.id), "credentials_rotate_by": connection.credentials_rotate_by.isoformat()}
+            if await events.exists(
+                session, connection.account_id, events.EventType.connection_credentials_expiring, marker
+            ):
+                continue
+            events.record(
+                session,
+                connection.account_id,
+                events.EventType.connection_credentials_expiring,
+                connection_out(connection),
+            )
+            count += 1
+        return count

@@ -59,3 +59,13 @@ def record(
         session, DELIVER_EVENT_JOB, str(account_id), str(event.id), job_id=f"{DELIVER_EVENT_JOB}:{event.id}"
     )
     return event
+
+
+async def exists(
+    session: AsyncSession, account_id: uuid.UUID, event_type: EventType, data_contains: dict[str, Any]
+) -> bool:
+    """Whether the account already has an event of this type whose data contains ``data_contains`` (for
+    emitters that must say something once, e.g. once per connection and rotation date)."""
+    from acorn_api.webhooks.repository import events
+
+    return await events.any_matching(session, account_id, event_type.value, data_contains)

@@ -47,6 +47,12 @@ class EventRepository(AccountScopedRepository[Event]):  # type: ignore[type-var]
             stmt = stmt.where(Event.created_at < created_before)
         return stmt
 
+    async def any_matching(
+        self, session: AsyncSession, account_id: uuid.UUID, event_type: str, data_contains: dict[str, Any]
+    ) -> bool:
+        stmt = self.select(account_id).where(Event.type == event_type, Event.data.contains(data_contains))
+        return await session.scalar(stmt.with_only_columns(Event.id).limit(1)) is not None
+
     async def by_keys_any_account(self, session: AsyncSession, keys: Sequence[Key]) -> dict[Key, Event]:
         """Worker-only: the events of claimed deliveries, by their full keys."""
         if not keys:
