@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from acorn_api.webhooks import jobs, verify
 from acorn_api.webhooks.events import EventType
-from acorn_api.webhooks.models import Event, WebhookEndpoint
+from acorn_api.webhooks.models import Event, WebhookDelivery, WebhookEndpoint
 from tests.conftest import Tenant
 from tests.webhooks.conftest import Receiver, emit, make_endpoint, settle
 
@@ -121,7 +121,18 @@ async def test_an_endpoint_failing_for_the_whole_window_is_disabled_with_an_even
     assert receiver.bodies_for(event.id)[0].path == "/hooks/watch"
     assert watcher["id"]
 
-    # enabled again: its pending deliveries resume
+    # enabled again: its paused deliveries resume (those whose 3-day window ran out stay failed: redeliver them)
+    async with ctx["sessionmaker"]() as s:
+        paused = (
+            await s.scalars(
+                select(WebhookDelivery).where(
+                    WebhookDelivery.account_id == tenant.id,
+                    WebhookDelivery.endpoint_id == broken["id"],
+                    WebhookDelivery.status == "pending",
+                )
+            )
+        ).all()
+    assert paused and all(d.next_attempt_at is None for d in paused)
     receiver.default = 200
     r = await committing_client.patch(
         f"/v1/webhook-endpoints/{broken['id']}", json={"status": "enabled"}, headers=tenant.headers()
@@ -129,7 +140,7 @@ async def test_an_endpoint_failing_for_the_whole_window_is_disabled_with_an_even
     assert r.status_code == 200 and r.json()["disabled_reason"] is None
     before = len(receiver.received)
     await settle(ctx, tenant.id)
-    assert len([r for r in receiver.received[before:] if r.path == "/hooks/broken"]) == 2
+    assert len([r for r in receiver.received[before:] if r.path == "/hooks/broken"]) == len(paused)
 
 
 async def test_changes_are_validated_and_versioned(

@@ -37,7 +37,7 @@ from acorn_api.core.time import rfc3339, utcnow
 from acorn_api.settings import Settings
 from acorn_api.webhooks import events as event_log
 from acorn_api.webhooks import urlguard
-from acorn_api.webhooks.models import Event, WebhookAttempt, WebhookEndpoint
+from acorn_api.webhooks.models import Event, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from acorn_api.webhooks.repository import Key, attempts, deliveries, endpoints, events
 from acorn_api.webhooks.schemas import endpoint_out
 from acorn_api.webhooks.service import signing_secrets
@@ -100,12 +100,22 @@ async def claim(
     *,
     limit: int,
     only: list[Key] | None = None,
+    first: list[Key] | None = None,
     now: datetime | None = None,
 ) -> list[Claimed]:
-    """Lease up to ``limit`` due deliveries and write their ``in_flight`` attempts (caller commits)."""
+    """Lease up to ``limit`` due deliveries and write their ``in_flight`` attempts (caller commits).
+
+    ``only`` restricts the claim to those deliveries; ``first`` takes those (when due and free) before
+    filling the batch with the oldest due others.
+    """
     now = now or utcnow()
     lease_end = now + timedelta(seconds=settings.webhook_timeout_seconds + LEASE_MARGIN_SECONDS)
-    rows = await deliveries.lock_due_any_account(session, now, limit, only)
+    rows: list[WebhookDelivery] = []
+    if first:
+        rows = await deliveries.lock_due_any_account(session, now, limit, first)
+    if len(rows) < limit:
+        taken = [(r.account_id, r.id) for r in rows]
+        rows += await deliveries.lock_due_any_account(session, now, limit - len(rows), only, exclude=taken)
     if not rows:
         return []
     for row in rows:
@@ -279,11 +289,12 @@ async def run_batch(
     *,
     limit: int,
     only: list[Key] | None = None,
+    first: list[Key] | None = None,
     now: datetime | None = None,
 ) -> int:
     """Claim, send and record one batch; returns how many deliveries were attempted."""
     async with sessionmaker() as session, session.begin():
-        claimed = await claim(session, settings, limit=limit, only=only, now=now)
+        claimed = await claim(session, settings, limit=limit, only=only, first=first, now=now)
     if not claimed:
         return 0
     gate = asyncio.Semaphore(settings.webhook_delivery_concurrency)

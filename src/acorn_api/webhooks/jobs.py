@@ -41,7 +41,8 @@ async def close_webhook_resources(ctx: dict[str, Any]) -> None:
 
 
 async def deliver_event(ctx: dict[str, Any], account_id: str, event_id: str) -> int:
-    """Create the event's deliveries (idempotent) and attempt them now; failures wait for the retry cron."""
+    """Create the event's deliveries (idempotent) and attempt them now, in one batch with other due
+    deliveries (a burst of events shares claims and commits); failures wait for the retry cron."""
     account = uuid.UUID(account_id)
     async with job_session(ctx) as session:
         created = await service.fan_out(session, account, uuid.UUID(event_id))
@@ -52,8 +53,8 @@ async def deliver_event(ctx: dict[str, Any], account_id: str, event_id: str) -> 
         ctx["settings"],
         http_client(ctx),
         ctx.get("redis"),
-        limit=len(created),
-        only=[(account, d) for d in created],
+        limit=max(len(created), BATCH_SIZE),
+        first=[(account, d) for d in created],
     )
 
 

@@ -186,7 +186,12 @@ class DeliveryRepository(AccountScopedRepository[WebhookDelivery]):  # type: ign
         return list((await session.scalars(stmt.execution_options(populate_existing=True))).all())
 
     async def lock_due_any_account(
-        self, session: AsyncSession, now: datetime, limit: int, only: Sequence[Key] | None = None
+        self,
+        session: AsyncSession,
+        now: datetime,
+        limit: int,
+        only: Sequence[Key] | None = None,
+        exclude: Sequence[Key] = (),
     ) -> list[WebhookDelivery]:
         """Worker-only: due pending deliveries of enabled endpoints, locked; rows another worker holds are
         skipped (``FOR UPDATE SKIP LOCKED``)."""
@@ -210,6 +215,8 @@ class DeliveryRepository(AccountScopedRepository[WebhookDelivery]):  # type: ign
             if not only:
                 return []
             stmt = stmt.where(tuple_(WebhookDelivery.account_id, WebhookDelivery.id).in_(list(only)))
+        if exclude:
+            stmt = stmt.where(tuple_(WebhookDelivery.account_id, WebhookDelivery.id).not_in(list(exclude)))
         return list((await session.scalars(stmt.execution_options(populate_existing=True))).all())
 
     async def finish_many(self, session: AsyncSession, results: Sequence[dict[str, Any]]) -> None:
