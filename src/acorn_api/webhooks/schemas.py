@@ -40,18 +40,13 @@ def _no_control_characters(value: str) -> str:
     return value
 
 
-def _check_event_types(value: list[str]) -> list[str]:
-    if ALL_EVENTS in value:
-        if len(value) != 1:
-            raise ValueError('"*" (every event) cannot be combined with event types')
-        return value
-    known = {t.value for t in EventType}
-    unknown = [t for t in value if t not in known]
-    if unknown:
-        raise ValueError(f"unknown event types {unknown}; known: {sorted(known)}")
-    if len(set(value)) != len(value):
+def _check_event_types(value: list[EventType | Literal["*"]]) -> list[str]:
+    names = [v.value if isinstance(v, EventType) else v for v in value]
+    if ALL_EVENTS in names and len(names) != 1:
+        raise ValueError('"*" (every event) cannot be combined with event types')
+    if len(set(names)) != len(names):
         raise ValueError("event types must not repeat")
-    return value
+    return names
 
 
 WebhookUrl = Annotated[
@@ -66,7 +61,7 @@ WebhookUrl = Annotated[
     AfterValidator(_no_control_characters),
 ]
 EventTypes = Annotated[
-    list[str],
+    list[EventType | Literal["*"]],
     Field(
         min_length=1,
         max_length=50,
@@ -82,14 +77,14 @@ class EndpointCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     url: WebhookUrl
-    event_types: EventTypes | Literal["*"] = Field(default_factory=lambda: [ALL_EVENTS])
+    event_types: EventTypes | Literal["*"] = Field(default=ALL_EVENTS, validate_default=True)
     description: Description = ""
     status: EndpointStatus = EndpointStatus.enabled
 
     @field_validator("event_types", mode="after")
     @classmethod
     def _star_as_list(cls, value: list[str] | str) -> list[str]:
-        return [ALL_EVENTS] if value == ALL_EVENTS else list(value)
+        return [ALL_EVENTS] if value == ALL_EVENTS else [str(v) for v in value]
 
 
 class EndpointUpdate(BaseModel):
@@ -115,7 +110,7 @@ class EndpointUpdate(BaseModel):
     def _star_as_list(cls, value: list[str] | str | None) -> list[str] | None:
         if value is None:
             return None
-        return [ALL_EVENTS] if value == ALL_EVENTS else list(value)
+        return [ALL_EVENTS] if value == ALL_EVENTS else [str(v) for v in value]
 
 
 class EndpointOut(BaseModel):
