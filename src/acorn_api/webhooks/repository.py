@@ -148,13 +148,13 @@ class DeliveryRepository(AccountScopedRepository[WebhookDelivery]):  # type: ign
             }
             for endpoint_id in endpoint_ids
         ]
+        # one statement shape whatever the number of rows (compiled once, sent as a batch)
         stmt = (
             insert(WebhookDelivery)
-            .values(rows)
             .on_conflict_do_nothing(index_elements=["account_id", "event_id", "endpoint_id"])
             .returning(WebhookDelivery.id)
         )
-        return list((await session.scalars(stmt)).all())
+        return list((await session.scalars(stmt, rows)).all())
 
     async def schedule_again(
         self,
