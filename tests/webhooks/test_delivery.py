@@ -176,3 +176,16 @@ async def test_deliveries_go_only_to_the_events_account(
     assert r.status_code == 404
     r = await committing_client.get("/v1/events", headers=other_tenant.headers())
     assert str(event_id) not in {e["id"] for e in r.json()["data"]}
+
+
+async def test_deliver_event_asks_arq_to_retry_while_the_database_is_away(settings: Any) -> None:
+    from arq import Retry
+
+    from acorn_api.core.db import make_engine, make_sessionmaker
+
+    engine = make_engine(settings, database_url="postgresql+asyncpg://postgres@127.0.0.1:1/nowhere")
+    ctx = {"settings": settings, "sessionmaker": make_sessionmaker(engine), "redis": None, "job_try": 2}
+    with pytest.raises(Retry) as raised:
+        await jobs.deliver_event(ctx, str(uuid.uuid4()), str(uuid.uuid4()))
+    assert raised.value.defer_score == 10_000
+    await engine.dispose()

@@ -8,6 +8,8 @@ from typing import Any
 
 import httpx
 import structlog
+from arq import Retry
+from sqlalchemy.exc import SQLAlchemyError
 
 from acorn_api.core.jobs import job_session
 from acorn_api.settings import Settings
@@ -44,8 +46,13 @@ async def deliver_event(ctx: dict[str, Any], account_id: str, event_id: str) -> 
     """Create the event's deliveries (idempotent) and attempt them now, in one batch with other due
     deliveries (a burst of events shares claims and commits); failures wait for the retry cron."""
     account = uuid.UUID(account_id)
-    async with job_session(ctx) as session:
-        created = await service.fan_out(session, account, uuid.UUID(event_id))
+    try:
+        async with job_session(ctx) as session:
+            created = await service.fan_out(session, account, uuid.UUID(event_id))
+    except (OSError, SQLAlchemyError) as exc:
+        # the database is away: without deliveries rows nothing would retry this event, so arq must
+        # (it retries only on Retry; DESIGN.md §8), with a growing delay, up to the worker's max_tries
+        raise Retry(defer=5 * ctx.get("job_try", 1)) from exc
     if not created:
         return 0
     return await delivery.run_batch(
