@@ -157,3 +157,15 @@ async def test_changes_are_validated_and_versioned(
     r = await committing_client.delete(url, headers=tenant.headers())
     assert r.status_code == 200 and r.json()["deleted"] is True
     assert (await committing_client.get(url, headers=tenant.headers())).status_code == 404
+
+
+async def test_rotation_options_are_validated(
+    committing_client: httpx.AsyncClient, tenant: Tenant, receiver: Receiver
+) -> None:
+    created = await make_endpoint(committing_client, tenant, receiver.url)
+    url = f"/v1/webhook-endpoints/{created['id']}/rotate-secret"
+    for body in ({"overlap_seconds": -1}, {"overlap_seconds": 10**9}, {"surprise": 1}):
+        r = await committing_client.post(url, json=body, headers=tenant.headers())
+        assert r.status_code == 422, (body, r.text)
+    r = await committing_client.post(url, json={"overlap_seconds": None}, headers=tenant.headers())
+    assert r.status_code == 200 and r.json()["secret_rotation_ends_at"] is not None  # null: the default overlap

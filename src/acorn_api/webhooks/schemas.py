@@ -138,11 +138,8 @@ class EndpointWithSecret(EndpointOut):
 class SecretRotation(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    overlap_seconds: int | SkipJsonSchema[None] = Field(
-        default=None,
-        ge=0,
-        le=7 * 24 * 3600,
-        description="how long the previous secret still signs (default 24 h; 0 ends it at once)",
+    overlap_seconds: Annotated[int, Field(ge=0, le=7 * 24 * 3600)] | SkipJsonSchema[None] = Field(
+        default=None, description="how long the previous secret still signs (default 24 h; 0 ends it at once)"
     )
 
 
