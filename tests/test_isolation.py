@@ -42,6 +42,7 @@ from acorn_api.core.models import Base
 from acorn_api.main import create_app
 from acorn_api.settings import Settings
 from tests.accounts.factories import bearer, create_api_key, create_client, forge_token
+from tests.catalog.factories import item_body
 from tests.conftest import Tenant
 from tests.stores.factories import store_body
 
@@ -106,6 +107,42 @@ async def _sync_run(client: httpx.AsyncClient, tenant: Tenant) -> str:
     return run
 
 
+async def _webhook_endpoint(client: httpx.AsyncClient, tenant: Tenant) -> str:
+    # loopback is allowed in the test environment (nothing listens on port 9; nothing is delivered here)
+    body = {"url": "http://127.0.0.1:9/hook", "event_types": "*"}
+    return await _created_id(await client.post("/v1/webhook-endpoints", json=body, headers=tenant.headers()))
+
+
+async def _event(client: httpx.AsyncClient, tenant: Tenant) -> str:
+    """An event made the way integrators see them: a quote submitted through the API."""
+    item = await _created_id(
+        await client.post(
+            "/v1/items",
+            json=item_body(),
+            headers=tenant.headers(),
+        )
+    )
+    quote = await client.post(
+        "/v1/quotes",
+        json={
+            "item_id": item,
+            "region": "NA",
+            "currency": "USD",
+            "cost_price": "10.00",
+            "effective_from": (datetime.now(UTC) + timedelta(days=1)).isoformat().replace("+00:00", "Z"),
+        },
+        headers=tenant.headers(),
+    )
+    assert quote.status_code == 201, quote.text
+    r = await client.post(
+        f"/v1/quotes/{quote.json()['id']}/submit", json={"version": quote.json()["version"]}, headers=tenant.headers()
+    )
+    assert r.status_code == 200, r.text
+    events = await client.get("/v1/events", params={"type": "quote.submitted"}, headers=tenant.headers())
+    found: str = events.json()["data"][0]["id"]
+    return found
+
+
 # Path parameter name → how to create one such object for account B. Add yours next to your resource.
 # po_number and document_id need a sync against the simulator; tests/amazon/test_purchase_orders.py checks
 # that another account sees neither.
@@ -114,6 +151,8 @@ ID_FACTORIES: dict[str, IdFactory] = {
     "api_key_id": _api_key,
     "oauth_client_id": _oauth_client,
     "run_id": _sync_run,
+    "endpoint_id": _webhook_endpoint,
+    "event_id": _event,
 }
 
 # operation_id → a JSON body the route accepts, for schemas the generator below cannot satisfy.

@@ -36,6 +36,8 @@ from acorn_api.refunds.router import rules_router as case_rules_router
 from acorn_api.refunds.router import settings_router as case_settings_router
 from acorn_api.settings import Settings, get_settings
 from acorn_api.stores.router import router as stores_router
+from acorn_api.webhooks.router import events_router
+from acorn_api.webhooks.router import router as webhook_endpoints_router
 
 API_DESCRIPTION = """\
 ACORN API runs the back office of brands that sell to Amazon as Vendors (1P): purchase orders,
@@ -62,6 +64,8 @@ ROUTERS = [
     refund_cases_router,
     case_rules_router,
     case_settings_router,
+    events_router,
+    webhook_endpoints_router,
 ]
 
 

@@ -139,6 +139,20 @@ class Settings(BaseSettings):
     raw_document_max_inline_bytes: int = Field(
         default=32 * 1024 * 1024, ge=1024, description="largest archived document GET /v1/raw-documents inlines"
     )
+
+    # Events and webhooks (issue 11). Loopback webhook URLs are accepted only when ``environment`` is
+    # ``development`` or ``test`` (the test suite's receiver listens on 127.0.0.1); https is required elsewhere.
+    event_retention_days: int = Field(default=30, ge=30, description="events are kept at least this long")
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=30, description="a 2xx within this is a success")
+    webhook_retry_window_seconds: int = Field(
+        default=3 * 24 * 3600, ge=1, description="retry a delivery (and disable a failing endpoint) after this long"
+    )
+    webhook_retry_base_seconds: float = Field(default=30.0, gt=0, description="first retry delay, doubled each time")
+    webhook_retry_max_seconds: float = Field(default=6 * 3600.0, gt=0, description="longest delay between retries")
+    webhook_secret_overlap_seconds: int = Field(
+        default=24 * 3600, ge=0, le=7 * 24 * 3600, description="default overlap of old and new secret on rotation"
+    )
+    webhook_delivery_concurrency: int = Field(default=32, ge=1, le=512, description="parallel POSTs per worker batch")
     arq_queue_name: str = "acorn:queue"
     redis_key_prefix: str = "acorn"
 
@@ -218,6 +232,11 @@ class Settings(BaseSettings):
     @property
     def is_production(self) -> bool:
         return self.environment == "production"
+
+    @property
+    def allows_loopback_urls(self) -> bool:
+        """Tenant-supplied URLs may point at 127.0.0.1/::1 only on a developer's machine or in the test suite."""
+        return self.environment in ("development", "test")
 
 
 @lru_cache

@@ -28,6 +28,7 @@ from acorn_api.ledger import jobs as ledger_jobs
 from acorn_api.quotes import jobs as quotes_jobs
 from acorn_api.refunds import jobs as refunds_jobs
 from acorn_api.settings import Settings, get_settings
+from acorn_api.webhooks import jobs as webhook_jobs
 
 log = structlog.get_logger(__name__)
 
@@ -49,6 +50,7 @@ async def startup(ctx: dict[str, Any]) -> None:
 
 async def shutdown(ctx: dict[str, Any]) -> None:
     await vendor_jobs.close_vendor_resources(ctx)
+    await webhook_jobs.close_webhook_resources(ctx)
     engine = ctx.get("engine")
     if engine is not None:
         await engine.dispose()
@@ -70,6 +72,10 @@ FUNCTIONS: list[WorkerCoroutine] = [
     refunds_jobs.open_refund_cases,
     refunds_jobs.open_refund_cases_nightly,
     refunds_jobs.refund_case_deadlines,
+    vendor_jobs.warn_expiring_credentials,
+    webhook_jobs.deliver_event,
+    webhook_jobs.deliver_due_webhooks,
+    webhook_jobs.purge_old_events,
 ]
 EVERY_10_SECONDS = {0, 10, 20, 30, 40, 50}
 CRON_JOBS = [
@@ -82,6 +88,9 @@ CRON_JOBS = [
     cron(ledger_jobs.recover_stale_imports, second={45}, run_at_startup=True, unique=True),
     cron(refunds_jobs.open_refund_cases_nightly, hour={2}, minute={15}, run_at_startup=False, unique=True),
     cron(refunds_jobs.refund_case_deadlines, hour={3}, minute={5}, run_at_startup=False, unique=True),
+    cron(webhook_jobs.deliver_due_webhooks, second=set(range(0, 60, 5)), run_at_startup=True, unique=True),
+    cron(vendor_jobs.warn_expiring_credentials, hour={6}, minute={5}, run_at_startup=True, unique=True),
+    cron(webhook_jobs.purge_old_events, hour={3}, minute={17}, run_at_startup=False, unique=True),
 ]
 
 

@@ -20,7 +20,8 @@ SCOPES: dict[str, str] = {
     "refunds:read": "Read refund (deduction) cases",
     "refunds:write": "Work refund cases and disputes",
     "reconciliation:read": "Read reconciliation views",
-    "webhooks:write": "Manage webhook endpoints",
+    "webhooks:read": "Read events, webhook endpoints and their delivery attempts",
+    "webhooks:write": "Manage webhook endpoints and redeliver events",
     "audit:read": "Read the audit log",
     "admin": "Everything, including credentials and account settings",
 }

@@ -21,12 +21,14 @@ from acorn_api.amazon.errors import SpApiError
 from acorn_api.amazon.models import ACTIVE_SYNC_STATUSES, VendorConnection
 from acorn_api.amazon.repository import connections, sync_runs
 from acorn_api.amazon.schedule import next_run
-from acorn_api.amazon.schemas import ConnectionCreate, ConnectionUpdate
+from acorn_api.amazon.schemas import ConnectionCreate, ConnectionOut, ConnectionStatus, ConnectionUpdate
 from acorn_api.core.errors import Conflict, Unprocessable, field_error, invalid_field
 from acorn_api.core.pagination import PageParams, Slice
 from acorn_api.core.time import utcnow
 from acorn_api.core.versioning import require_version
 from acorn_api.settings import Settings
+from acorn_api.webhooks import events
+from acorn_api.webhooks.events import EventType
 
 ROTATION_WARNING_DAYS = 14
 AUDITED_FIELDS = (
@@ -299,5 +301,43 @@ async def reencrypt_secrets(session: AsyncSession, settings: Settings) -> int:
             value = getattr(connection, column)
             if value:
                 setattr(connection, column, crypto.rotate(settings, value))
+        count += 1
+    return count
+
+
+def connection_out(connection: VendorConnection) -> ConnectionOut:
+    return ConnectionOut(
+        id=connection.id,
+        name=connection.name,
+        region=connection.region,
+        endpoint=connection.endpoint,
+        marketplaces=list(connection.marketplaces),
+        vendor_codes=list(connection.vendor_codes),
+        credentials_updated_at=connection.credentials_updated_at,
+        credentials_rotate_by=connection.credentials_rotate_by,
+        sync_schedule=connection.sync_schedule,
+        next_sync_at=connection.next_sync_at,
+        status=ConnectionStatus(connection.status),
+        last_success_at=connection.last_success_at,
+        last_error=connection.last_error,
+        warnings=warnings_for(connection),
+        version=connection.version,
+        created_at=connection.created_at,
+        updated_at=connection.updated_at,
+    )
+
+
+async def warn_expiring_credentials(session: AsyncSession, today: date) -> int:
+    """One ``connection.credentials_expiring`` event per connection and rotation date, from
+    ``ROTATION_WARNING_DAYS`` before the date on (an expired date included); a second pass adds nothing."""
+    count = 0
+    for connection in await connections.rotating_by(session, today + timedelta(days=ROTATION_WARNING_DAYS)):
+        assert connection.credentials_rotate_by is not None
+        marker = {"id": str(connection.id), "credentials_rotate_by": connection.credentials_rotate_by.isoformat()}
+        if await events.exists(session, connection.account_id, EventType.connection_credentials_expiring, marker):
+            continue
+        events.record(
+            session, connection.account_id, EventType.connection_credentials_expiring, connection_out(connection)
+        )
         count += 1
     return count

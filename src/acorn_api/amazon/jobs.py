@@ -17,6 +17,7 @@ from acorn_api.amazon.client import RetryPolicy, SpApiClient
 from acorn_api.amazon.connector import ConnectionTarget, make_client
 from acorn_api.amazon.sync import SyncContext, execute, recover_stale, requeue_orphans
 from acorn_api.core.jobs import job_session
+from acorn_api.core.time import utcnow
 from acorn_api.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -121,3 +122,9 @@ async def reencrypt_connection_secrets(ctx: dict[str, Any]) -> int:
     """Key rotation step 2: rewrite every stored secret under the first configured key (idempotent)."""
     async with job_session(ctx) as session:
         return await connections_service.reencrypt_secrets(session, ctx["settings"])
+
+
+async def warn_expiring_credentials(ctx: dict[str, Any]) -> int:
+    """Cron, daily: one ``connection.credentials_expiring`` event per connection and rotation date. Idempotent."""
+    async with job_session(ctx) as session:
+        return await connections_service.warn_expiring_credentials(session, utcnow().date())

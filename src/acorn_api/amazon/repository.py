@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import orjson
@@ -127,6 +127,15 @@ class ConnectionRepository(AccountScopedRepository[VendorConnection]):
             .values(next_sync_at=at)
             .execution_options(synchronize_session=False)
         )
+
+    async def rotating_by(self, session: AsyncSession, day: date) -> list[VendorConnection]:
+        """System-wide: connections whose credentials are due for rotation on or before ``day``."""
+        rows = await session.scalars(
+            select(VendorConnection).where(
+                VendorConnection.deleted_at.is_(None), VendorConnection.credentials_rotate_by <= day
+            )
+        )
+        return list(rows.all())
 
     async def all_ids(self, session: AsyncSession) -> list[tuple[uuid.UUID, uuid.UUID]]:
         """System-wide: (account_id, id) of every connection, for key rotation."""

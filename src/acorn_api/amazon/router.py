@@ -10,7 +10,8 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 
 from acorn_api.amazon import connections_service, reads_service, submissions_service, sync_service
 from acorn_api.amazon.auth import ConnectionsRead, ConnectionsWrite, LedgerRead, SyncRun
-from acorn_api.amazon.models import InvoiceSubmission, PurchaseOrder, PurchaseOrderItem, VendorConnection
+from acorn_api.amazon.connections_service import connection_out
+from acorn_api.amazon.models import InvoiceSubmission, PurchaseOrder, PurchaseOrderItem
 from acorn_api.amazon.schemas import (
     ConnectionCreate,
     ConnectionDeleted,
@@ -43,28 +44,6 @@ from acorn_api.core.time import UTCDateTime
 
 router = APIRouter()
 Resourced = Annotated[Resources, Depends(get_resources)]
-
-
-def connection_out(connection: VendorConnection) -> ConnectionOut:
-    return ConnectionOut(
-        id=connection.id,
-        name=connection.name,
-        region=connection.region,
-        endpoint=connection.endpoint,
-        marketplaces=list(connection.marketplaces),
-        vendor_codes=list(connection.vendor_codes),
-        credentials_updated_at=connection.credentials_updated_at,
-        credentials_rotate_by=connection.credentials_rotate_by,
-        sync_schedule=connection.sync_schedule,
-        next_sync_at=connection.next_sync_at,
-        status=ConnectionStatus(connection.status),
-        last_success_at=connection.last_success_at,
-        last_error=connection.last_error,
-        warnings=connections_service.warnings_for(connection),
-        version=connection.version,
-        created_at=connection.created_at,
-        updated_at=connection.updated_at,
-    )
 
 
 def _money(amount: Any, currency: str | None) -> Money | None:

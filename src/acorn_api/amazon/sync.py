@@ -42,11 +42,14 @@ from acorn_api.amazon.lwa import LwaTokenCache
 from acorn_api.amazon.models import SyncRun, VendorConnection
 from acorn_api.amazon.ratelimit import RatePlan
 from acorn_api.amazon.repository import UpsertCounts, connections, purchase_orders, shipments, sync_runs
+from acorn_api.amazon.schemas import SyncRunOut
 from acorn_api.amazon.wire import Page, PurchaseOrder, PurchaseOrderStatus, ResumePoint, Shipment
 from acorn_api.core.jobs import enqueue_after_commit, transaction
 from acorn_api.core.time import utcnow
 from acorn_api.ledger.archive import raw_documents
 from acorn_api.settings import Settings
+from acorn_api.webhooks.events import EventType
+from acorn_api.webhooks.events import record as record_event
 
 log = structlog.get_logger(__name__)
 
@@ -369,10 +372,6 @@ def _error_body(exc: BaseException) -> dict[str, Any]:
     return {"code": "internal", "kind": type(exc).__name__, "message": str(exc)[:500]}
 
 
-def _queue(ctx: SyncContext) -> ArqRedis | None:
-    return ctx.redis if isinstance(ctx.redis, ArqRedis) else None
-
-
 def run_job_id(run: SyncRun) -> str:
     """The arq job id for the next delivery of a queued run: one per claim, so a lost job can be looked up."""
     return f"sync:{run.id}:{run.attempts}"
@@ -417,26 +416,44 @@ async def _release(ctx: SyncContext, claim_: Claim, exc: BaseException) -> str:
 async def _finish(
     ctx: SyncContext, claim_: Claim, stats: CallStats, error: BaseException | None, partial: bool = False
 ) -> str:
-    async with ctx.sessionmaker() as session, session.begin():
-        run = await _owned_run(session, claim_)
-        _apply_stats(run, claim_.base, stats)
-        now = utcnow()
-        run.finished_at = now
-        run.worker_token = None
-        if error is None and not partial:
-            run.status = "succeeded"
-            run.error = None
-            await connections.record_success(session, claim_.account_id, run.connection_id, now)
-        else:
-            run.status = "partially_succeeded" if (run.pages > 0 or partial) else "failed"
-            run.error = _error_body(error) if error is not None else run.error
-            if error is not None:
-                flag = isinstance(error, SpApiUnauthorized | crypto.SecretsUnreadable) or (
-                    isinstance(error, LwaAuthError) and not error.retryable
-                )
-                message = f"{run.kind} sync {run.id}: {run.error['message'] if run.error else ''}"
-                await connections.record_failure(session, claim_.account_id, run.connection_id, message, flag=flag)
-        return run.status
+    # the run's event and its delivery job commit together (issue 11), sent after the commit
+    async with transaction(ctx.sessionmaker, _queue(ctx)) as session:
+        return await _finish_run(session, claim_, stats, error, partial)
+
+
+def _queue(ctx: SyncContext) -> ArqRedis:
+    """The queue to send jobs to after a commit (a plain Redis client in tests shares its pool)."""
+    if isinstance(ctx.redis, ArqRedis):
+        return ctx.redis
+    return ArqRedis(connection_pool=ctx.redis.connection_pool, default_queue_name=ctx.settings.arq_queue_name)
+
+
+async def _finish_run(
+    session: AsyncSession, claim_: Claim, stats: CallStats, error: BaseException | None, partial: bool
+) -> str:
+    run = await _owned_run(session, claim_)
+    _apply_stats(run, claim_.base, stats)
+    now = utcnow()
+    run.finished_at = now
+    run.worker_token = None
+    if error is None and not partial:
+        run.status = "succeeded"
+        run.error = None
+        await connections.record_success(session, claim_.account_id, run.connection_id, now)
+    else:
+        run.status = "partially_succeeded" if (run.pages > 0 or partial) else "failed"
+        run.error = _error_body(error) if error is not None else run.error
+        if error is not None:
+            flag = isinstance(error, SpApiUnauthorized | crypto.SecretsUnreadable) or (
+                isinstance(error, LwaAuthError) and not error.retryable
+            )
+            message = f"{run.kind} sync {run.id}: {run.error['message'] if run.error else ''}"
+            await connections.record_failure(session, claim_.account_id, run.connection_id, message, flag=flag)
+    await session.flush()
+    await session.refresh(run)
+    kind = EventType.sync_run_succeeded if run.status == "succeeded" else EventType.sync_run_failed
+    record_event(session, claim_.account_id, kind, SyncRunOut.model_validate(run))
+    return run.status
 
 
 # ---------------------------------------------------------------- pages
@@ -797,8 +814,6 @@ async def requeue_orphans(ctx: SyncContext, now: datetime | None = None) -> list
     """
     now = now or utcnow()
     redis = _queue(ctx)
-    if redis is None:
-        return []
     async with transaction(ctx.sessionmaker, redis) as session:
         requeued: list[tuple[uuid.UUID, uuid.UUID]] = []
         for run in await sync_runs.queued_before(session, now - QUEUED_STALE_AFTER):

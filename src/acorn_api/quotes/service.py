@@ -37,9 +37,11 @@ from acorn_api.core.versioning import require_version
 from acorn_api.quotes import conflicts, events, policy
 from acorn_api.quotes.models import InvalidTransition, Quote, QuoteEvent, QuoteStatus, ScopeType, next_status
 from acorn_api.quotes.repository import quote_events, quotes, store_scope_keys
-from acorn_api.quotes.schemas import PriceConflict, QuoteCreate, QuoteUpdate, check_period
+from acorn_api.quotes.schemas import PriceConflict, QuoteCreate, QuoteOut, QuoteUpdate, check_period
 from acorn_api.stores.models import Store
 from acorn_api.stores.repository import stores
+from acorn_api.webhooks.events import EventType
+from acorn_api.webhooks.events import record as record_event
 
 EXPIRY_BATCH = 500
 
@@ -276,6 +278,7 @@ async def submit(session: AsyncSession, caller: Caller, quote_id: uuid.UUID, *, 
             "conflicts": len(found),
         },
     )
+    record_event(session, caller.account_id, EventType.quote_submitted, QuoteOut.model_validate(quote))
     return Outcome(quote, found, assessment.requires_finance)
 
 
@@ -343,6 +346,7 @@ async def approve(
             "replaced": [str(q) for q in replaced],
         },
     )
+    record_event(session, caller.account_id, EventType.quote_approved, QuoteOut.model_validate(quote))
     return Outcome(quote, found, assessment.requires_finance)
 
 
@@ -400,6 +404,7 @@ async def reject(session: AsyncSession, caller: Caller, quote_id: uuid.UUID, *, 
     await session.flush()
     await session.refresh(quote)
     events.record(session, caller, quote, "rejected", from_status=from_status, before=before, reason=reason)
+    record_event(session, caller.account_id, EventType.quote_rejected, QuoteOut.model_validate(quote))
     return quote
 
 

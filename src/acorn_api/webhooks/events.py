@@ -15,7 +15,10 @@ import orjson
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from acorn_api.core.jobs import enqueue_after_commit
 from acorn_api.webhooks.models import Event
+
+DELIVER_EVENT_JOB = "deliver_event"
 
 
 class EventType(StrEnum):
@@ -45,7 +48,24 @@ def _jsonable(data: BaseModel | dict[str, Any]) -> dict[str, Any]:
 def record(
     session: AsyncSession, account_id: uuid.UUID, event_type: EventType, data: BaseModel | dict[str, Any]
 ) -> Event:
-    """Add an event to the session's transaction; ``data`` is the resource as the API returns it."""
+    """Add an event to the session's transaction; ``data`` is the resource as the API returns it.
+
+    Its delivery to the account's webhook endpoints is queued through the after-commit job mechanism: a
+    rolled-back transaction leaves neither the event nor a delivery. ``deliver_event`` is idempotent.
+    """
     event = Event(id=uuid.uuid4(), account_id=account_id, type=event_type.value, data=_jsonable(data))
     session.add(event)
+    enqueue_after_commit(
+        session, DELIVER_EVENT_JOB, str(account_id), str(event.id), job_id=f"{DELIVER_EVENT_JOB}:{event.id}"
+    )
     return event
+
+
+async def exists(
+    session: AsyncSession, account_id: uuid.UUID, event_type: EventType, data_contains: dict[str, Any]
+) -> bool:
+    """Whether the account already has an event of this type whose data contains ``data_contains`` (for
+    emitters that must say something once, e.g. once per connection and rotation date)."""
+    from acorn_api.webhooks.repository import events
+
+    return await events.any_matching(session, account_id, event_type.value, data_contains)
