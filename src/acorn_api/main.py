@@ -27,6 +27,8 @@ from acorn_api.core.middleware import BodySizeLimitMiddleware, RequestContextMid
 from acorn_api.quotes.router import policy_router as quote_policy_router
 from acorn_api.quotes.router import prices_router
 from acorn_api.quotes.router import router as quotes_router
+from acorn_api.reconciliation.router import analytics_router
+from acorn_api.reconciliation.router import router as reconciliation_router
 from acorn_api.settings import Settings, get_settings
 from acorn_api.stores.router import router as stores_router
 
@@ -51,6 +53,8 @@ ROUTERS = [
     quote_policy_router,
     prices_router,
     vendor_router,
+    reconciliation_router,
+    analytics_router,
 ]
 
 

@@ -14,6 +14,7 @@ from acorn_api.core.idempotency import purge_expired
 from acorn_api.core.jobs import job_session
 from acorn_api.core.logging import configure_logging
 from acorn_api.quotes import jobs as quotes_jobs
+from acorn_api.reconciliation import jobs as reconciliation_jobs
 from acorn_api.settings import Settings, get_settings
 
 
@@ -48,6 +49,7 @@ FUNCTIONS: list[WorkerCoroutine] = [
     vendor_jobs.submit_invoice,
     vendor_jobs.poll_invoice_transaction,
     vendor_jobs.reencrypt_connection_secrets,
+    reconciliation_jobs.match_invoices,
 ]
 CRON_JOBS = [
     cron(quotes_jobs.expire_quotes, second={15}, run_at_startup=True, unique=True),

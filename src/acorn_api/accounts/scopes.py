@@ -20,6 +20,7 @@ SCOPES: dict[str, str] = {
     "refunds:read": "Read refund (deduction) cases",
     "refunds:write": "Work refund cases and disputes",
     "reconciliation:read": "Read reconciliation views",
+    "reconciliation:write": "Start reconciliation (matching) runs",
     "webhooks:write": "Manage webhook endpoints",
     "audit:read": "Read the audit log",
     "admin": "Everything, including credentials and account settings",
@@ -64,6 +65,7 @@ ROLE_SCOPES: dict[Role, frozenset[str]] = {
             "quotes:approve",
             "ledger:read",
             "reconciliation:read",
+            "reconciliation:write",
             "refunds:read",
             "refunds:write",
         }
