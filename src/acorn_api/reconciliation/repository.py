@@ -440,7 +440,9 @@ def _period(interval: str, column: str) -> str:
 
 
 DEDUCTION_GROUPS = {
-    "type": f"CASE entry_type {' '.join(f'WHEN {k!r} THEN {v!r}' for k, v in REVERSAL_OF.items())} ELSE entry_type END",
+    "type": "CASE entry_type "
+    + " ".join(f"WHEN '{k}' THEN '{v}'" for k, v in REVERSAL_OF.items())
+    + " ELSE entry_type END",
     "store": "store_id::text",
     "asin": "asin",
     "issue_type": "issue_type",

@@ -80,18 +80,20 @@ async def start_run(
     out = await idem.run(caller.account_id, RunOut, create)
     if not created:
         response.status_code = status.HTTP_200_OK
-    response.headers["Location"] = str(request.url_for("get_reconciliation_run", run_id=out.id).path)
+    response.headers["Location"] = str(request.url_for("get_reconciliation_run", reconciliation_run_id=out.id).path)
     return out
 
 
 @router.get(
-    "/runs/{run_id}",
+    "/runs/{reconciliation_run_id}",
     summary="Get a matching run",
     operation_id="get_reconciliation_run",
     responses=problems(403, 404),
 )
-async def get_run(run_id: uuid.UUID, caller: ReconciliationRead, session: Session) -> RunOut:
-    return RunOut.model_validate(await service.get_run(session, caller, run_id))
+async def get_reconciliation_run(
+    reconciliation_run_id: uuid.UUID, caller: ReconciliationRead, session: Session
+) -> RunOut:
+    return RunOut.model_validate(await service.get_run(session, caller, reconciliation_run_id))
 
 
 @router.get(

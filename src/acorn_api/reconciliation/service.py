@@ -67,6 +67,7 @@ async def request_run(session: AsyncSession, caller: Caller, body: RunCreate) ->
         ),
     )
     await session.flush()
+    await session.refresh(run)
     enqueue_after_commit(session, JOB_NAME, str(caller.account_id), None, str(run.id), job_id=f"{JOB_NAME}:{run.id}")
     return run, True
 
