@@ -2,7 +2,7 @@
 
 Revision ID: 0008
 Revises: 0005b
-Create Date: 2026-12-01 14:19:58.647803+00:00
+Create Date: 2026-12-01 14:33:35.331729+00:00
 """
 
 from collections.abc import Sequence
@@ -22,8 +22,8 @@ def upgrade() -> None:
     op.create_table(
         "balance_rollups",
         sa.Column("account_id", sa.Uuid(), nullable=False),
-        sa.Column("invoice_date", sa.Date(), nullable=False),
-        sa.Column("due_on", sa.Date(), nullable=False),
+        sa.Column("grain", sa.String(length=10), nullable=False),
+        sa.Column("period", sa.Date(), nullable=False),
         sa.Column("store_id", sa.Uuid(), nullable=False),
         sa.Column("vendor_code", sa.String(length=32), nullable=False),
         sa.Column("currency", sa.String(length=3), nullable=False),
@@ -38,17 +38,18 @@ def upgrade() -> None:
         sa.Column("open_balance", sa.Numeric(precision=20, scale=4), nullable=False),
         sa.Column("open_deductions", sa.Numeric(precision=20, scale=4), nullable=False),
         sa.Column("unexplained_short", sa.Numeric(precision=20, scale=4), nullable=False),
+        sa.CheckConstraint("grain IN ('day', 'month', 'due_day', 'due_month')", name=op.f("ck_balance_rollups_grain")),
         sa.ForeignKeyConstraint(
             ["account_id"], ["accounts.id"], name=op.f("fk_balance_rollups_account_id_accounts"), ondelete="CASCADE"
         ),
         sa.PrimaryKeyConstraint(
             "account_id",
-            "invoice_date",
-            "due_on",
+            "grain",
+            "deduction_type",
+            "period",
             "store_id",
             "vendor_code",
             "currency",
-            "deduction_type",
             name=op.f("pk_balance_rollups"),
         ),
     )

@@ -363,3 +363,26 @@ async def test_purchase_order_trends(client: httpx.AsyncClient, account: Tenant,
         "5.5000",
     )
     assert (feb["period"], feb["fill_rate"], feb["ordered_cost"]["amount"]) == ("2026-02-01", "0.0000", "28.0000")
+
+
+async def test_summary_date_ranges_mix_whole_months_and_edge_days(
+    client: httpx.AsyncClient, account: Tenant, ledger: Ledger
+) -> None:
+    await three_invoices(ledger)  # invoice dates 2026-01-05 (A), 01-06 (B), 02-14 (C)
+    await ledger.invoice("INV-D", "10.00", on=date(2026, 3, 1))
+    await ledger.match()
+    await ledger.session.commit()
+
+    async def count(query: str) -> int:
+        body = (await client.get(f"/v1/reconciliation/summary?{query}", headers=account.headers())).json()
+        return sum(row["invoice_count"] for row in body["rows"])
+
+    assert await count("from=2026-01-06&to=2026-02-14") == 2  # edge days only
+    assert await count("from=2026-01-01&to=2026-01-31") == 2  # one whole month
+    assert await count("from=2026-01-06&to=2026-03-01") == 3  # edge, whole February, edge
+    assert await count("from=2026-01-06&to=2026-01-06") == 1
+    assert await count("to=2026-02-13") == 2
+    assert await count("from=2026-02-15") == 1
+    assert await count("") == 4
+    r = await client.get("/v1/reconciliation/summary?from=2026-02-01&to=2026-01-01", headers=account.headers())
+    assert r.status_code == 422

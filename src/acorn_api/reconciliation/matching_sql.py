@@ -195,13 +195,24 @@ _ROLLUP_MEASURES = (
     "invoice_count, invoiced, paid, deducted, reversed, written_off, disputed, open_balance, open_deductions, "
     "unexplained_short"
 )
-_ROLLUP_KEY = "account_id, invoice_date, due_on, store_id, vendor_code, currency, deduction_type"
+_ROLLUP_KEY = "account_id, grain, period, store_id, vendor_code, currency, deduction_type"
+_ROLLUP_SUMS = ", ".join(f"sum({m})" for m in _ROLLUP_MEASURES.split(", "))
 
 
-def _rollup_select(source: str, sign: str) -> str:
-    """Rollup rows of ``source`` (invoice balance rows), each measure multiplied by ``sign``."""
+def _rollup_select(source: str, sign: str, *, months: bool) -> str:
+    """Day-grain rollup rows of ``source`` (invoice balance rows) times ``sign``; also month grains if asked.
+
+    Grains: ``day`` / ``month`` by invoice date (with one row per deduction type) for the summary, and
+    ``due_day`` / ``due_month`` by due date (totals only) for aging.
+    """
+    grains = "('day', x.invoice_date), ('due_day', coalesce(x.due_on, x.invoice_date))"
+    if months:
+        grains += (
+            ", ('month', date_trunc('month', x.invoice_date)::date)"
+            ", ('due_month', date_trunc('month', coalesce(x.due_on, x.invoice_date))::date)"
+        )
     return f"""
-SELECT CAST(:account_id AS uuid) AS account_id, x.invoice_date, coalesce(x.due_on, x.invoice_date) AS due_on,
+SELECT CAST(:account_id AS uuid) AS account_id, g.grain, g.period,
     coalesce(x.store_id, '{NIL_UUID}'::uuid) AS store_id, coalesce(x.vendor_code, '') AS vendor_code,
     x.currency, t.deduction_type, {sign} * t.n AS invoice_count, {sign} * t.invoiced AS invoiced,
     {sign} * t.paid AS paid, {sign} * t.deducted AS deducted, {sign} * t.reversed AS reversed,
@@ -209,22 +220,22 @@ SELECT CAST(:account_id AS uuid) AS account_id, x.invoice_date, coalesce(x.due_o
     {sign} * t.open_balance AS open_balance, {sign} * t.open_deductions AS open_deductions,
     {sign} * t.unexplained_short AS unexplained_short
 FROM {source} x
+CROSS JOIN LATERAL (VALUES {grains}) AS g(grain, period)
 CROSS JOIN LATERAL (
     SELECT '' AS deduction_type, 1 AS n, x.invoiced, x.paid, x.deducted, x.reversed, x.written_off, x.disputed,
         x.open_balance, x.open_deductions,
         CASE WHEN x.status = 'unexplained_short' THEN x.open_balance ELSE 0 END AS unexplained_short
     UNION ALL
     SELECT d.key, 1, 0, 0, d.value::numeric, 0, 0, 0, 0, 0, 0 FROM jsonb_each_text(x.deductions) d
+    WHERE g.grain IN ('day', 'month')
 ) t
 """
 
 
-_ROLLUP_SUMS = ", ".join(f"sum({m})" for m in _ROLLUP_MEASURES.split(", "))
-
 APPLY_ROLLUP_DELTA = f"""
 INSERT INTO balance_rollups AS r ({_ROLLUP_KEY}, {_ROLLUP_MEASURES})
 SELECT {_ROLLUP_KEY}, {_ROLLUP_SUMS}
-FROM ({_rollup_select("rec_new", "1")} UNION ALL {_rollup_select("rec_prev", "-1")}) d
+FROM ({_rollup_select("rec_new", "1", months=True)} UNION ALL {_rollup_select("rec_prev", "-1", months=True)}) d
 GROUP BY {_ROLLUP_KEY}
 ON CONFLICT ({_ROLLUP_KEY}) DO UPDATE SET
     {", ".join(f"{m} = r.{m} + excluded.{m}" for m in _ROLLUP_MEASURES.split(", "))}
@@ -237,8 +248,17 @@ REBUILD_ROLLUPS = [
     f"""
 INSERT INTO balance_rollups ({_ROLLUP_KEY}, {_ROLLUP_MEASURES})
 SELECT {_ROLLUP_KEY}, {_ROLLUP_SUMS}
-FROM ({_rollup_select("(SELECT * FROM invoice_balances WHERE account_id = :account_id)", "1")}) d
+FROM ({_rollup_select("(SELECT * FROM invoice_balances WHERE account_id = :account_id)", "1", months=False)}) d
 GROUP BY {_ROLLUP_KEY}
+""",
+    # month grains from the (far fewer) day rows
+    f"""
+INSERT INTO balance_rollups ({_ROLLUP_KEY}, {_ROLLUP_MEASURES})
+SELECT account_id, CASE grain WHEN 'day' THEN 'month' ELSE 'due_month' END, date_trunc('month', period)::date,
+    store_id, vendor_code, currency, deduction_type, {_ROLLUP_SUMS}
+FROM balance_rollups
+WHERE account_id = :account_id AND grain IN ('day', 'due_day')
+GROUP BY 1, 2, 3, 4, 5, 6, 7
 """,
 ]
 

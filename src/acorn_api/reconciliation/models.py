@@ -145,18 +145,28 @@ class InvoiceBalance(Base):
     )
 
 
-class BalanceRollup(Base):
-    """Invoice balances summed per invoice day, due day, store, vendor code and currency.
+class RollupGrain(StrEnum):
+    day = "day"
+    month = "month"
+    due_day = "due_day"
+    due_month = "due_month"
 
-    ``deduction_type = ''`` rows hold the invoice totals; a row per deduction type holds that type's
-    deducted amount and invoice count. Maintained by delta (new minus old) on incremental runs.
+
+class BalanceRollup(Base):
+    """Invoice balances summed per grain and period, store, vendor code and currency.
+
+    Grains: ``day`` and ``month`` of the invoice date (for the summary: whole months of a range read month
+    rows, its ragged edges day rows), ``due_day`` and ``due_month`` of the due date (for aging: months
+    that fall in one age bucket read month rows). ``deduction_type = ''`` rows hold the invoice totals;
+    invoice-date grains add a row per deduction type with that type's deducted amount. Maintained by
+    delta (new minus old balances) on incremental runs, rebuilt on full runs.
     """
 
     __tablename__ = "balance_rollups"
 
     account_id: Mapped[uuid.UUID] = _account_fk()
-    invoice_date: Mapped[date] = mapped_column(Date)
-    due_on: Mapped[date] = mapped_column(Date)
+    grain: Mapped[str] = mapped_column(String(10))
+    period: Mapped[date] = mapped_column(Date)
     store_id: Mapped[uuid.UUID]
     vendor_code: Mapped[str] = mapped_column(String(32))
     currency: Mapped[str] = mapped_column(String(3))
@@ -173,9 +183,8 @@ class BalanceRollup(Base):
     unexplained_short: Mapped[Decimal] = mapped_column(MONEY)
 
     __table_args__ = (
-        PrimaryKeyConstraint(
-            "account_id", "invoice_date", "due_on", "store_id", "vendor_code", "currency", "deduction_type"
-        ),
+        PrimaryKeyConstraint("account_id", "grain", "deduction_type", "period", "store_id", "vendor_code", "currency"),
+        CheckConstraint(check_in("grain", list(RollupGrain)), name="grain"),
     )
 
 

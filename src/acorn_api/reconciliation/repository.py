@@ -6,7 +6,7 @@ import hashlib
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -89,12 +89,7 @@ async def import_exists(session: AsyncSession, account_id: uuid.UUID, import_id:
     return found is not None
 
 
-@dataclass
-class MatchStats:
-    invoices_matched: int = 0
-    unmatched_payments: int = 0
-    journal_lines: int = 0
-    facts_applied: bool = False
+MATCHING_WORK_MEM = "128MB"
 
 
 class Matching:
@@ -110,6 +105,8 @@ class Matching:
         return int(getattr(result, "rowcount", 0) or 0)
 
     async def prepare(self) -> None:
+        # a batch job grouping up to millions of rows: hash aggregates in memory instead of spilling to disk
+        await self._run(f"SET LOCAL work_mem = '{MATCHING_WORK_MEM}'")
         for statement in sql.CREATE_WORK_TABLES:
             await self._run(statement)
         if self.scoped:
@@ -125,12 +122,14 @@ class Matching:
 
     async def save_balances(self) -> None:
         if self.scoped:
-            await self._run(sql.SAVE_PREVIOUS)
-            await self._run(sql.UPSERT_BALANCES)
+            await self._run(sql.SAVE_PREVIOUS)  # the rollup delta subtracts what these rows were
+        await self._run(sql.UPSERT_BALANCES)
+
+    async def save_rollups(self) -> None:
+        if self.scoped:
             await self._run(sql.APPLY_ROLLUP_DELTA)
             await self._run(sql.DELETE_EMPTY_ROLLUPS)
         else:
-            await self._run(sql.UPSERT_BALANCES)
             for statement in sql.REBUILD_ROLLUPS:
                 await self._run(statement)
 
@@ -234,13 +233,49 @@ async def get_balance(session: AsyncSession, account_id: uuid.UUID, invoice_numb
     return row
 
 
+def _month_start(d: date) -> date:
+    return d.replace(day=1)
+
+
+def _next_month(d: date) -> date:
+    return (d.replace(day=28) + timedelta(days=4)).replace(day=1)
+
+
+def _invoice_period(date_from: date | None, date_to: date | None) -> Any:
+    """Rollup rows covering invoice dates in ``[from, to]``: month rows for whole months, day rows at the edges."""
+    r = BalanceRollup
+    first_full = None if date_from is None else (date_from if date_from.day == 1 else _next_month(date_from))
+    after_full = (
+        None
+        if date_to is None
+        else (_next_month(date_to) if _next_month(date_to) - timedelta(days=1) == date_to else _month_start(date_to))
+    )
+    # whole months: first_full <= period < after_full
+    month_rows = [r.grain == "month"]
+    if first_full is not None:
+        month_rows.append(r.period >= first_full)
+    if after_full is not None:
+        month_rows.append(r.period < after_full)
+    if first_full is not None and after_full is not None and first_full >= after_full:
+        # no whole month in the range: day rows only
+        return and_(r.grain == "day", r.period >= date_from, r.period <= date_to)
+    edges = []
+    if date_from is not None and first_full is not None and first_full > date_from:
+        edges.append(and_(r.period >= date_from, r.period < first_full))
+    if date_to is not None and after_full is not None and after_full <= date_to:
+        edges.append(and_(r.period >= after_full, r.period <= date_to))
+    if not edges:
+        return and_(*month_rows)
+    return or_(and_(*month_rows), and_(r.grain == "day", or_(*edges)))
+
+
 SUMMARY_GROUPS: dict[str, Any] = {
     "none": None,
     "store": BalanceRollup.store_id,
     "region": Store.region,
     "marketplace": Store.marketplace,
     "vendor_code": BalanceRollup.vendor_code,
-    "month": func.to_char(BalanceRollup.invoice_date, "YYYY-MM"),
+    "month": func.to_char(BalanceRollup.period, "YYYY-MM"),
     "deduction_type": BalanceRollup.deduction_type,
 }
 
@@ -281,10 +316,7 @@ async def summary_rows(
     stmt = stmt.where(r.deduction_type != "" if group_by == "deduction_type" else r.deduction_type == "")
     if group_by in ("region", "marketplace"):
         stmt = stmt.outerjoin(Store, and_(Store.account_id == r.account_id, Store.id == r.store_id))
-    if date_from is not None:
-        stmt = stmt.where(r.invoice_date >= date_from)
-    if date_to is not None:
-        stmt = stmt.where(r.invoice_date <= date_to)
+    stmt = stmt.where(_invoice_period(date_from, date_to))
     if store_id is not None:
         stmt = stmt.where(r.store_id == store_id)
     if vendor_code is not None:
@@ -328,6 +360,25 @@ ORDER BY src, payment_date DESC NULLS LAST, payment_number DESC
     return {row.src: row for row in rows}
 
 
+def age_bucket(as_of: date, due: date) -> str:
+    days = (as_of - due).days
+    if days < 0:
+        return "not_due"
+    if days <= 30:
+        return "0_30"
+    if days <= 60:
+        return "31_60"
+    if days <= 90:
+        return "61_90"
+    return "90_plus"
+
+
+def _straddling_months(as_of: date) -> list[date]:
+    """Months of due dates whose days fall in more than one age bucket (at most five)."""
+    months = {_month_start(as_of + timedelta(days=k)) for k in (1, 0, -30, -31, -60, -61, -90, -91)}
+    return sorted(m for m in months if age_bucket(as_of, m) != age_bucket(as_of, _next_month(m) - timedelta(days=1)))
+
+
 async def aging_rows(
     session: AsyncSession,
     account_id: uuid.UUID,
@@ -336,9 +387,9 @@ async def aging_rows(
     store_id: uuid.UUID | None,
     vendor_code: str | None,
 ) -> Sequence[Row[Any]]:
+    """Open amounts per (age bucket, currency): month rows where a whole month is one bucket, else day rows."""
     r = BalanceRollup
-    days = literal(as_of, Date) - r.due_on
-
+    days = literal(as_of, Date) - r.period
     bucket = case(
         (days < 0, "not_due"),
         (days <= 30, "0_30"),
@@ -346,6 +397,8 @@ async def aging_rows(
         (days <= 90, "61_90"),
         else_="90_plus",
     ).label("bucket")
+    straddling = _straddling_months(as_of)
+    day_rows = or_(*(and_(r.period >= m, r.period < _next_month(m)) for m in straddling))
     stmt = (
         select(
             bucket,
@@ -357,6 +410,10 @@ async def aging_rows(
         .where(
             r.account_id == account_id,
             r.deduction_type == "",
+            or_(
+                and_(r.grain == "due_month", r.period.not_in(straddling)),
+                and_(r.grain == "due_day", day_rows),
+            ),
             or_(r.open_balance != 0, r.open_deductions != 0),
         )
         .group_by(bucket, r.currency)

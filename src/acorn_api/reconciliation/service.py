@@ -130,6 +130,8 @@ async def match(session: AsyncSession, account_id: uuid.UUID, import_id: uuid.UU
     lap("events")
     await matching.save_balances()
     lap("balances")
+    await matching.save_rollups()
+    lap("rollups")
     result.unmatched_payments = await matching.refresh_unmatched()
     lap("unmatched_payments")
     result.facts_applied = await matching.refresh_facts()
