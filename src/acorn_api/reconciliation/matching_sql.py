@@ -4,7 +4,7 @@ Only constants of this module (entry types, column lists, fixed fragments) are i
 strings; every value from outside is a bind parameter.
 
 Every statement is scoped by ``:account_id``. Scoped (incremental) variants read the invoice numbers of
-the temporary table ``rec_touched``; full variants read the whole account. Money stays NUMERIC end to
+the array parameter ``:numbers`` (index lookups); full variants read the whole account. Money stays NUMERIC end to
 end; an entry in another currency than its invoice is converted with the exchange rate of the
 remittance (``payments.exchange_rate``: ``payment_amount = amount × rate``) that carried it, or counted
 in ``unconverted_entries`` and left out when no rate is known.
@@ -48,11 +48,11 @@ def _in(values: tuple[str, ...]) -> str:
 
 
 def _touched(alias: str, scoped: bool) -> str:
-    return f"AND {alias}.invoice_number IN (SELECT invoice_number FROM rec_touched)" if scoped else ""
+    return f"AND {alias}.invoice_number = ANY(CAST(:numbers AS varchar[]))" if scoped else ""
 
 
 def compute_balances(scoped: bool) -> str:
-    """INSERT into ``rec_new`` one computed balance per invoice (all, or those in ``rec_touched``)."""
+    """INSERT into ``rec_new`` one computed balance per invoice (all, or those in ``:numbers``)."""
     per_type = ",\n        ".join(
         f"-sum(x.amt) FILTER (WHERE e.entry_type = '{t}') AS \"d_{t}\"" for t in DEDUCTION_LIKE
     )
@@ -154,14 +154,12 @@ FROM m
 
 
 CREATE_WORK_TABLES = [
-    "DROP TABLE IF EXISTS rec_new, rec_prev, rec_touched",
-    "CREATE TEMP TABLE rec_touched (invoice_number varchar(64) PRIMARY KEY)",
+    "DROP TABLE IF EXISTS rec_new, rec_prev",
     "CREATE TEMP TABLE rec_new (LIKE invoice_balances INCLUDING DEFAULTS)",
 ]
-DROP_WORK_TABLES = "DROP TABLE IF EXISTS rec_new, rec_prev, rec_touched"
+DROP_WORK_TABLES = "DROP TABLE IF EXISTS rec_new, rec_prev"
 
 TOUCHED_BY_IMPORT = """
-INSERT INTO rec_touched (invoice_number)
 SELECT e.invoice_number FROM ledger_entries e
 WHERE e.account_id = :account_id AND e.source_import_id = :import_id AND e.invoice_number IS NOT NULL
 UNION
@@ -265,9 +263,16 @@ GROUP BY 1, 2, 3, 4, 5, 6, 7
 # --- unmatched payments -------------------------------------------------------------------------------
 
 
+_CANDIDATE_COLUMNS = "b.invoice_number, b.open_balance, b.currency, b.invoice_date, b.due_on, b.po_number"
+
+
 def refresh_unmatched(scoped: bool) -> list[str]:
     """Drop rows whose invoice is now known, then add unknown-invoice payment lines (of the import, or all)."""
-    line_filter = "AND pl.source_import_id = :import_id" if scoped else ""
+    line_filter = (
+        "AND pl.invoice_number = ANY(CAST(:numbers AS varchar[])) AND pl.source_import_id = :import_id"
+        if scoped
+        else ""
+    )
     first = (
         "DELETE FROM unmatched_payments u WHERE u.account_id = :account_id AND EXISTS ("
         "SELECT 1 FROM invoice_balances b WHERE b.account_id = :account_id AND b.invoice_number = u.invoice_number)"
@@ -305,7 +310,18 @@ LEFT JOIN LATERAL (
                 CASE WHEN s.amount_score > 0 THEN 'amount' END,
                 CASE WHEN s.po_score > 0 THEN 'po_number' END,
                 CASE WHEN s.date_score > 0 THEN 'date' END], NULL) AS reasons
-        FROM invoice_balances b
+        FROM (
+            -- two index-friendly searches (amount range, same PO) instead of one OR that scans
+            SELECT {_CANDIDATE_COLUMNS} FROM invoice_balances b
+            WHERE b.account_id = :account_id AND b.currency = l.currency
+                AND b.open_balance BETWEEN
+                    greatest(l.amount - greatest({TOLERANCE}, 0.02 * abs(l.amount)), {TOLERANCE})
+                    AND l.amount + greatest({TOLERANCE}, 0.02 * abs(l.amount))
+            UNION
+            SELECT {_CANDIDATE_COLUMNS} FROM invoice_balances b
+            WHERE b.account_id = :account_id AND l.po_number IS NOT NULL AND b.po_number = l.po_number
+                AND b.currency = l.currency AND b.open_balance > {TOLERANCE}
+        ) b
         CROSS JOIN LATERAL (
             SELECT
                 CASE WHEN abs(b.open_balance - l.amount) <= {TOLERANCE} THEN 0.5
@@ -315,10 +331,6 @@ LEFT JOIN LATERAL (
                           AND abs(coalesce(b.due_on, b.invoice_date) - l.payment_date) <= 15 THEN 0.2
                      ELSE 0 END AS date_score
         ) s
-        WHERE b.account_id = :account_id AND b.currency = l.currency AND b.open_balance > {TOLERANCE}
-            AND (b.open_balance BETWEEN l.amount - greatest({TOLERANCE}, 0.02 * abs(l.amount))
-                                    AND l.amount + greatest({TOLERANCE}, 0.02 * abs(l.amount))
-                 OR (l.po_number IS NOT NULL AND b.po_number = l.po_number))
         ORDER BY score DESC, b.invoice_number
         LIMIT 3
     ) k
