@@ -423,7 +423,9 @@ async def baseline(url: str, account_id: uuid.UUID) -> float:
     conn = await asyncpg.connect(_dsn(url))
     try:
         async with conn.transaction():
-            await conn.execute("SET LOCAL work_mem = '128MB'")  # the same as the matching job
+            # the same session settings as the matching job
+            await conn.execute("SET LOCAL work_mem = '128MB'")
+            await conn.execute("SET LOCAL jit = off")
             t = time.perf_counter()
             await conn.execute(BASELINE_SQL, account_id)
             return time.perf_counter() - t
@@ -526,6 +528,7 @@ def main() -> None:
             import_id, import_lines = asyncio.run(import_10k(url, gen, account_id, next_invoice))
             next_invoice += 3_230
             inc_s, inc = asyncio.run(run_match(url, account_id, import_id))
+            print(f"  incremental phases (ms): {inc.timings_ms}", flush=True)
             with _server(env) as base:
                 times = asyncio.run(endpoints(base, key, args.requests))
             load_avg = os.getloadavg()[0]
