@@ -218,3 +218,24 @@ async def test_unpaid_and_overpaid(session: AsyncSession, ledger: Ledger) -> Non
     assert (await balance(session, ledger, "INV-10")).status == "unpaid"
     over = await balance(session, ledger, "INV-11")
     assert (over.status, over.open_balance) == ("overpaid", D(-20))
+
+
+async def test_an_incremental_run_picks_up_cases_worked_since_the_last_run(
+    session: AsyncSession, ledger: Ledger
+) -> None:
+    from acorn_api.core.time import utcnow
+    from acorn_api.reconciliation.models import ReconciliationRun
+
+    await ledger.invoice("INV-12", "300.00")
+    await ledger.paid("PAY-1", "INV-12", "270.00")
+    claim = await ledger.entry("shortage_claim", "INV-12", "-30.00")
+    case = await ledger.case(claim, status="ready_to_dispute")
+    await ledger.match()
+    session.add(ReconciliationRun(account_id=ledger.account_id, kind="full", status="succeeded", started_at=utcnow()))
+    assert (await balance(session, ledger, "INV-12")).status == "short_paid"
+    case.status = "disputed"  # the case workflow, not an import
+    await session.flush()
+    imp = await ledger.new_import()
+    await ledger.invoice("INV-13", "10.00")
+    await ledger.match(imp)
+    assert (await balance(session, ledger, "INV-12")).status == "disputed"

@@ -164,6 +164,15 @@ SELECT e.invoice_number FROM ledger_entries e
 WHERE e.account_id = :account_id AND e.source_import_id = :import_id AND e.invoice_number IS NOT NULL
 UNION
 SELECT i.invoice_number FROM invoices i WHERE i.account_id = :account_id AND i.source_import_id = :import_id
+UNION
+-- refund cases worked since the last run (disputed, recovered, written off) change their invoices too
+SELECT c.invoice_number FROM refund_cases c
+WHERE c.account_id = :account_id AND c.invoice_number IS NOT NULL AND c.updated_at >= :cases_since
+"""
+
+CASES_SINCE = """
+SELECT coalesce(max(started_at) - interval '10 minutes', '-infinity'::timestamptz) FROM reconciliation_runs
+WHERE account_id = :account_id AND status = 'succeeded'
 """
 
 NEWLY_UNEXPLAINED = """

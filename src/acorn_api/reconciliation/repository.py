@@ -113,6 +113,7 @@ class Matching:
             await self._run(statement)
         if self.scoped:
             # an array of the touched numbers lets every scoped statement probe the (account, invoice) indexes
+            self.params["cases_since"] = await self.session.scalar(text(sql.CASES_SINCE), self.params)
             touched = await self.session.scalars(text(sql.TOUCHED_BY_IMPORT), self.params)
             self.params["numbers"] = list(touched)
             # a few thousand invoices of millions: index probes, which the default cost model underrates
