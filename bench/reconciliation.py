@@ -8,10 +8,10 @@ refund case per tenth deduction; 0.1 % of payment lines name an unknown invoice.
 (3.1 M at the default size), loaded with COPY into a scratch database.
 
 Each round: (1) the baseline — one hand-written SQL aggregate over ``ledger_entries`` producing each invoice's
-invoiced/paid/deducted/reversed/open and status into a temporary table; (2) a full ``match_invoices`` run (the
-service, in one committed transaction), timed as a whole and per phase; (3) a fresh 10,000-line import and the
-incremental run for it; (4) ``--requests`` sequential GETs of the summary (several groupings) and of aging through
-uvicorn with an API key (auth, rate limiter on), p50/p99.
+invoiced/paid/deducted/reversed/open and status into a temporary table; (2) a full run of the ``match_invoices`` job
+(as the worker runs it: run row, one matching transaction, commit), timed as a whole and per phase; (3) a fresh
+10,000-line import and the incremental run for it; (4) ``--requests`` sequential GETs of the summary (several
+groupings) and of aging through uvicorn with an API key (auth, rate limiter on), p50/p99.
 
     .venv/bin/python bench/reconciliation.py [--invoices 1000000] [--rounds 3] [--requests 300]
         [--database-url postgresql://postgres@127.0.0.1:5432/postgres] [--redis-url redis://127.0.0.1:6379/0]
@@ -433,19 +433,29 @@ async def baseline(url: str, account_id: uuid.UUID) -> float:
         await conn.close()
 
 
-async def run_match(url: str, account_id: uuid.UUID, import_id: uuid.UUID | None) -> tuple[float, Any]:
+async def run_match(url: str, redis_url: str, account_id: uuid.UUID, import_id: uuid.UUID | None) -> tuple[float, Any]:
+    """The real job (``match_invoices``, recording its run), as the worker would run it; wall time and the run."""
+    from arq import create_pool
+    from arq.connections import RedisSettings
+
     from acorn_api.core.db import make_engine, make_sessionmaker
-    from acorn_api.reconciliation import service
+    from acorn_api.reconciliation.jobs import match_invoices
+    from acorn_api.reconciliation.models import ReconciliationRun
     from acorn_api.settings import Settings
 
     engine = make_engine(Settings(database_url=url))
+    redis = await create_pool(RedisSettings.from_dsn(redis_url), default_queue_name=f"acorn-bench-{uuid.uuid4().hex}")
     try:
+        ctx = {"sessionmaker": make_sessionmaker(engine), "redis": redis}
+        t = time.perf_counter()
+        run_id = await match_invoices(ctx, str(account_id), str(import_id) if import_id else None)
+        elapsed = time.perf_counter() - t
         async with make_sessionmaker(engine)() as session:
-            t = time.perf_counter()
-            result = await service.match(session, account_id, import_id)
-            await session.commit()
-            return time.perf_counter() - t, result
+            run = await session.get(ReconciliationRun, (account_id, uuid.UUID(str(run_id))))
+            assert run is not None and run.status == "succeeded", run and run.error
+        return elapsed, run
     finally:
+        await redis.aclose()
         await engine.dispose()
 
 
@@ -524,10 +534,10 @@ def main() -> None:
         next_invoice = args.invoices
         for n in range(args.rounds):
             base_s = asyncio.run(baseline(url, account_id))
-            full_s, full = asyncio.run(run_match(url, account_id, None))
+            full_s, full = asyncio.run(run_match(url, args.redis_url, account_id, None))
             import_id, import_lines = asyncio.run(import_10k(url, gen, account_id, next_invoice))
             next_invoice += 3_230
-            inc_s, inc = asyncio.run(run_match(url, account_id, import_id))
+            inc_s, inc = asyncio.run(run_match(url, args.redis_url, account_id, import_id))
             print(f"  incremental phases (ms): {inc.timings_ms}", flush=True)
             with _server(env) as base:
                 times = asyncio.run(endpoints(base, key, args.requests))

@@ -6,7 +6,6 @@ import csv
 import io
 import uuid
 from collections.abc import AsyncIterator
-from datetime import date
 from decimal import Decimal
 from typing import Annotated, Literal
 
@@ -28,6 +27,7 @@ from acorn_api.reconciliation.schemas import (
     DeductionTrends,
     Interval,
     InvoicePage,
+    IsoDate,
     JournalPage,
     PurchaseOrderTrends,
     RunCreate,
@@ -45,8 +45,8 @@ analytics_router = APIRouter(prefix="/v1/analytics", tags=["analytics"])
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="page size, 1-200")]
 Cursor = Annotated[str | None, Query(max_length=512, description="opaque cursor from the previous page")]
 VendorCode = Annotated[str | None, Query(max_length=32, pattern=r"^[A-Za-z0-9_.-]+$")]
-DateFrom = Annotated[date | None, Query(alias="from", description="first invoice date (inclusive)")]
-DateTo = Annotated[date | None, Query(alias="to", description="last invoice date (inclusive)")]
+DateFrom = Annotated[IsoDate | None, Query(alias="from", description="first invoice date (inclusive)")]
+DateTo = Annotated[IsoDate | None, Query(alias="to", description="last invoice date (inclusive)")]
 
 
 @router.post(
@@ -201,7 +201,7 @@ async def get_summary(
 async def get_aging(
     caller: ReconciliationRead,
     session: Session,
-    as_of: date | None = None,
+    as_of: Annotated[IsoDate | None, Query(description="the day ages are counted to (default today)")] = None,
     store_id: uuid.UUID | None = None,
     vendor_code: VendorCode = None,
 ) -> AgingOut:
@@ -271,8 +271,8 @@ async def get_deduction_trends(
     session: Session,
     interval: Interval = Interval.month,
     group_by: DeductionGroupBy = DeductionGroupBy.type,
-    date_from: Annotated[date | None, Query(alias="from")] = None,
-    date_to: Annotated[date | None, Query(alias="to")] = None,
+    date_from: Annotated[IsoDate | None, Query(alias="from")] = None,
+    date_to: Annotated[IsoDate | None, Query(alias="to")] = None,
 ) -> DeductionTrends:
     return await service.deduction_trends(
         session, caller, interval=interval.value, group_by=group_by.value, date_from=date_from, date_to=date_to
@@ -293,8 +293,8 @@ async def get_purchase_order_trends(
     interval: Interval = Interval.month,
     group_by: Literal["asin", "none"] = "asin",
     asin: Annotated[str | None, Query(max_length=20, pattern=r"^[A-Za-z0-9]+$")] = None,
-    date_from: Annotated[date | None, Query(alias="from")] = None,
-    date_to: Annotated[date | None, Query(alias="to")] = None,
+    date_from: Annotated[IsoDate | None, Query(alias="from")] = None,
+    date_to: Annotated[IsoDate | None, Query(alias="to")] = None,
 ) -> PurchaseOrderTrends:
     return await service.purchase_order_trends(
         session,

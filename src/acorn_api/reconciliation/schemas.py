@@ -2,17 +2,34 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import date
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from acorn_api.core.money import Amount, Money
 from acorn_api.core.time import UTCDateTime
 from acorn_api.reconciliation.models import BalanceStatus, JournalCategory, RunKind, RunStatus
+
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def _iso_date(value: object) -> object:
+    """Only ``YYYY-MM-DD`` between 1900 and 2999: no epoch numbers, no dates that overflow date arithmetic."""
+    if isinstance(value, date):
+        return value
+    if not isinstance(value, str) or not _ISO_DATE.match(value):
+        raise ValueError("must be a date as YYYY-MM-DD")
+    if not "1900" <= value[:4] <= "2999":
+        raise ValueError("must be between 1900-01-01 and 2999-12-31")
+    return value
+
+
+IsoDate = Annotated[date, BeforeValidator(_iso_date)]
 
 
 class RunCreate(BaseModel):
