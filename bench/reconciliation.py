@@ -36,7 +36,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -241,6 +241,7 @@ class Generator:
                 )
                 if (k + d) % 10 == 0:
                     status = ("open", "disputed", "ready_to_dispute", "written_off")[k % 4]
+                    worked = datetime.combine(due, datetime.min.time(), UTC)
                     out["cases"].append(
                         (
                             uuid.uuid4(),
@@ -253,6 +254,8 @@ class Generator:
                             number,
                             due,
                             due + timedelta(days=30),
+                            worked,  # history: worked long ago, not since the last run
+                            worked,
                         )
                     )
                 if kind in REVERSAL and k % 7 == 0:
@@ -355,6 +358,8 @@ async def copy_batch(conn: asyncpg.Connection, rows: dict[str, list[tuple[Any, .
             "invoice_number",
             "opened_on",
             "dispute_deadline",
+            "created_at",
+            "updated_at",
         ],
         records=rows["cases"],
     )

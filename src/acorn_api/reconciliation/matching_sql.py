@@ -171,7 +171,7 @@ WHERE c.account_id = :account_id AND c.invoice_number IS NOT NULL AND c.updated_
 """
 
 CASES_SINCE = """
-SELECT coalesce(max(started_at) - interval '10 minutes', '-infinity'::timestamptz) FROM reconciliation_runs
+SELECT coalesce(max(started_at) - interval '1 minute', '-infinity'::timestamptz) FROM reconciliation_runs
 WHERE account_id = :account_id AND status = 'succeeded'
 """
 
