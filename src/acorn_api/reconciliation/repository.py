@@ -274,7 +274,8 @@ def _invoice_period(date_from: date | None, date_to: date | None) -> Any:
         edges.append(and_(r.period >= after_full, r.period <= date_to))
     if not edges:
         return and_(*month_rows)
-    return or_(and_(*month_rows), and_(r.grain == "day", or_(*edges)))
+    # one top-level branch per edge, so each is an index range on (account, grain, type, period)
+    return or_(and_(*month_rows), *(and_(r.grain == "day", edge) for edge in edges))
 
 
 SUMMARY_GROUPS: dict[str, Any] = {
@@ -406,7 +407,7 @@ async def aging_rows(
         else_="90_plus",
     ).label("bucket")
     straddling = _straddling_months(as_of)
-    day_rows = or_(*(and_(r.period >= m, r.period < _next_month(m)) for m in straddling))
+
     stmt = (
         select(
             bucket,
@@ -418,9 +419,10 @@ async def aging_rows(
         .where(
             r.account_id == account_id,
             r.deduction_type == "",
+            # one top-level branch per straddling month, so each is an index range on period
             or_(
                 and_(r.grain == "due_month", r.period.not_in(straddling)),
-                and_(r.grain == "due_day", day_rows),
+                *(and_(r.grain == "due_day", r.period >= m, r.period < _next_month(m)) for m in straddling),
             ),
             or_(r.open_balance != 0, r.open_deductions != 0),
         )
