@@ -31,6 +31,8 @@ from acorn_api.ledger.router import ROUTERS as LEDGER_ROUTERS
 from acorn_api.quotes.router import policy_router as quote_policy_router
 from acorn_api.quotes.router import prices_router
 from acorn_api.quotes.router import router as quotes_router
+from acorn_api.reconciliation.router import analytics_router
+from acorn_api.reconciliation.router import router as reconciliation_router
 from acorn_api.refunds.router import router as refund_cases_router
 from acorn_api.refunds.router import rules_router as case_rules_router
 from acorn_api.refunds.router import settings_router as case_settings_router
@@ -66,6 +68,8 @@ ROUTERS = [
     case_settings_router,
     events_router,
     webhook_endpoints_router,
+    reconciliation_router,
+    analytics_router,
 ]
 
 

@@ -12,6 +12,7 @@ from acorn_api.core.models import Base
 from acorn_api.ledger import archive as ledger_archive
 from acorn_api.ledger import models as ledger_models
 from acorn_api.quotes import models as quotes_models
+from acorn_api.reconciliation import models as reconciliation_models
 from acorn_api.refunds import models as refunds_models
 from acorn_api.stores import models as stores_models
 from acorn_api.webhooks import models as webhooks_models
@@ -29,6 +30,7 @@ __all__ = [
     "ledger_models",
     "metadata",
     "quotes_models",
+    "reconciliation_models",
     "refunds_models",
     "stores_models",
     "webhooks_models",

@@ -26,6 +26,7 @@ from acorn_api.core.jobs import job_session, purge_dispatched_jobs, queue_settin
 from acorn_api.core.logging import configure_logging
 from acorn_api.ledger import jobs as ledger_jobs
 from acorn_api.quotes import jobs as quotes_jobs
+from acorn_api.reconciliation import jobs as reconciliation_jobs
 from acorn_api.refunds import jobs as refunds_jobs
 from acorn_api.settings import Settings, get_settings
 from acorn_api.webhooks import jobs as webhook_jobs
@@ -65,6 +66,7 @@ FUNCTIONS: list[WorkerCoroutine] = [
     vendor_jobs.submit_invoice,
     vendor_jobs.poll_invoice_transaction,
     vendor_jobs.reencrypt_connection_secrets,
+    reconciliation_jobs.match_invoices,
     redispatch_jobs,
     purge_dispatched_jobs,
     ledger_jobs.load_import,

@@ -20,6 +20,7 @@ SCOPES: dict[str, str] = {
     "refunds:read": "Read refund (deduction) cases",
     "refunds:write": "Work refund cases and disputes",
     "reconciliation:read": "Read reconciliation views",
+    "reconciliation:write": "Start reconciliation (matching) runs",
     "webhooks:read": "Read events, webhook endpoints and their delivery attempts",
     "webhooks:write": "Manage webhook endpoints and redeliver events",
     "audit:read": "Read the audit log",
@@ -65,6 +66,7 @@ ROLE_SCOPES: dict[Role, frozenset[str]] = {
             "quotes:approve",
             "ledger:read",
             "reconciliation:read",
+            "reconciliation:write",
             "refunds:read",
             "refunds:write",
         }

@@ -1,0 +1,1 @@
+"""Reconciliation: invoice matching, balances, aging, suggestions, analytics and the ERP journal."""
