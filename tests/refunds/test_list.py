@@ -117,3 +117,25 @@ async def test_reading_needs_refunds_read_and_writing_refunds_write(
         f"/v1/refund-cases/{mine['id']}/transitions", json={"to": "closed", "version": 1}, headers=viewer
     )
     assert r.status_code == 403
+
+
+async def test_schema_edge_cases_are_422_or_405_never_500(client: httpx.AsyncClient, account: Tenant) -> None:
+    """Found by schemathesis: nulls against constrained optionals, numbers as dates, a verb on a fixed path."""
+    h = account.headers()
+    missing = "e3e70682-c209-1cac-a29f-6fbed82c07cd"
+    body = {"amount": "1234.50", "dispute_reference": None, "note": "", "to": "open", "version": 0}
+    r = await client.post(f"/v1/refund-cases/{missing}/transitions", json=body, headers={**h, "If-Match": "0"})
+    assert r.status_code == 422 and r.json()["errors"][0]["loc"][:2] == ["body", "version"]
+    r = await client.post("/v1/refund-cases/bulk-transitions", json={"items": [{**body, "id": missing}]}, headers=h)
+    assert r.status_code == 422
+    r = await client.put(
+        "/v1/case-settings",
+        json={"review_threshold": "1", "version": None, "windows": {}},
+        headers={**h, "If-Match": "0"},
+    )
+    assert r.status_code == 200
+    assert (await client.get("/v1/refund-cases?opened_before=0", headers=h)).status_code == 422
+    assert (await client.patch("/v1/case-rules/apply", headers=h)).status_code == 405
+    assert (await client.patch("/v1/refund-cases/predicted-shortages", json={}, headers=h)).status_code == 405
+    rule = await client.post("/v1/case-rules", json={"name": "r", "vendor_code": None, "set_subtype": None}, headers=h)
+    assert rule.status_code == 201, rule.text

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import date
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Query, Response, status
+from pydantic import BeforeValidator
 
 from acorn_api.core.db import Session
 from acorn_api.core.errors import problems
@@ -51,6 +53,16 @@ WORKFLOW = "Workflow: " + "; ".join(
 Short = Annotated[str | None, Query(min_length=1, max_length=64)]
 
 
+def _iso_date(value: object) -> object:
+    """Dates in queries are ``YYYY-MM-DD``; pydantic would read ``0`` as 1970-01-01."""
+    if not isinstance(value, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        raise ValueError("must be a date, YYYY-MM-DD")
+    return value
+
+
+QueryDate = Annotated[date | None, BeforeValidator(_iso_date)]
+
+
 @router.get(
     "",
     summary="List refund cases",
@@ -81,10 +93,10 @@ async def list_refund_cases(
     tag: Annotated[str | None, Query(min_length=1, max_length=50)] = None,
     min_amount: Amount | None = None,
     max_amount: Amount | None = None,
-    deadline_before: Annotated[date | None, Query(description="deadline strictly before this date")] = None,
-    deadline_after: Annotated[date | None, Query(description="deadline on or after this date")] = None,
-    opened_after: date | None = None,
-    opened_before: date | None = None,
+    deadline_before: Annotated[QueryDate, Query(description="deadline strictly before this date")] = None,
+    deadline_after: Annotated[QueryDate, Query(description="deadline on or after this date")] = None,
+    opened_after: Annotated[QueryDate, Query(description="opened on or after this date")] = None,
+    opened_before: Annotated[QueryDate, Query(description="opened strictly before this date")] = None,
     deadline_missed: bool | None = None,
     needs_review: bool | None = None,
 ) -> Page[CaseOut]:
@@ -152,7 +164,9 @@ async def bulk_transition_refund_cases(
     return BulkTransitionOut(succeeded=ok, failed=len(results) - ok, results=results)
 
 
-@router.get("/{case_id}", summary="Get a refund case", operation_id="get_refund_case", responses=problems(403, 404))
+@router.get(
+    "/{case_id:uuid}", summary="Get a refund case", operation_id="get_refund_case", responses=problems(403, 404)
+)
 async def get_refund_case(case_id: uuid.UUID, caller: RefundsRead, session: Session, response: Response) -> CaseDetail:
     case = await service.get(session, caller, case_id)
     ids = await service.ledger_entry_ids(session, caller, case)
@@ -171,7 +185,7 @@ async def get_refund_case(case_id: uuid.UUID, caller: RefundsRead, session: Sess
 
 
 @router.patch(
-    "/{case_id}",
+    "/{case_id:uuid}",
     summary="Assign or tag a refund case",
     description="Send only the fields to change. Pass the `version` you read (or `If-Match`) to refuse lost "
     "updates with 409 (412 for If-Match).",
@@ -187,7 +201,7 @@ async def update_refund_case(
 
 
 @router.post(
-    "/{case_id}/transitions",
+    "/{case_id:uuid}/transitions",
     summary="Move a refund case through the dispute workflow",
     description="`version` (or `If-Match`) is required: of two transitions from the same version exactly one wins, "
     "the other gets 409 (412 with If-Match). An illegal move is a 409 whose `allowed` lists the legal targets. "
@@ -210,7 +224,7 @@ async def transition_refund_case(
 
 
 @router.get(
-    "/{case_id}/events",
+    "/{case_id:uuid}/events",
     summary="A refund case's timeline",
     description="Oldest first: its creation, every transition (who, when, note, amount, dispute reference), "
     "linked ledger entries, edits, re-classifications and deadline alerts.",
@@ -241,7 +255,7 @@ async def list_refund_case_events(
 
 
 @router.get(
-    "/{case_id}/dispute-packet",
+    "/{case_id:uuid}/dispute-packet",
     summary="Everything needed to file the dispute",
     description="JSON: the claim, amounts, quantities invoiced/received/disputed, references, deadline, evidence "
     "and the evidence that is missing. With `?format=zip` (or `Accept: application/zip`): a ZIP of summary.json, "
@@ -314,13 +328,15 @@ async def apply_case_rules(caller: RefundsWrite, session: Session) -> ApplyOut:
     return ApplyOut(reclassified=applied.reclassified, status_changes=applied.status_changes)
 
 
-@rules_router.get("/{rule_id}", summary="Get a case rule", operation_id="get_case_rule", responses=problems(403, 404))
+@rules_router.get(
+    "/{rule_id:uuid}", summary="Get a case rule", operation_id="get_case_rule", responses=problems(403, 404)
+)
 async def get_case_rule(rule_id: uuid.UUID, caller: RefundsRead, session: Session) -> RuleOut:
     return RuleOut.model_validate(await service.get_rule(session, caller, rule_id))
 
 
 @rules_router.patch(
-    "/{rule_id}",
+    "/{rule_id:uuid}",
     summary="Change a case rule",
     description="Send only the fields to change (null clears an optional one). `version` or `If-Match` guard "
     "against lost updates.",
@@ -334,7 +350,7 @@ async def update_case_rule(
 
 
 @rules_router.delete(
-    "/{rule_id}",
+    "/{rule_id:uuid}",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Delete a case rule",
     operation_id="delete_case_rule",

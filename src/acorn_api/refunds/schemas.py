@@ -186,19 +186,19 @@ class TransitionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     to: CaseStatus
-    version: int | SkipJsonSchema[None] = Field(
-        default=None, ge=1, description="the version you read (or send If-Match); stale → 409/412"
+    version: Annotated[int, Field(ge=1)] | SkipJsonSchema[None] = Field(
+        default=None, description="the version you read (or send If-Match); stale → 409/412"
     )
-    note: str | SkipJsonSchema[None] = Field(
-        default=None, max_length=4000, description="required for written_off (the reason)"
+    note: Annotated[str, Field(max_length=4000)] | SkipJsonSchema[None] = Field(
+        default=None, description="required for written_off (the reason)"
     )
     amount: Amount | SkipJsonSchema[None] = Field(
         default=None,
         description="recovered: defaults to the open amount; partially_recovered: required; written_off: "
         "defaults to the open amount",
     )
-    dispute_reference: str | SkipJsonSchema[None] = Field(
-        default=None, min_length=1, max_length=200, description="required for disputed and redisputed"
+    dispute_reference: Annotated[str, Field(min_length=1, max_length=200)] | SkipJsonSchema[None] = Field(
+        default=None, description="required for disputed and redisputed"
     )
 
     @field_validator("note", "dispute_reference")
@@ -278,19 +278,17 @@ class RuleFields(BaseModel):
     name: Text200 | None = None
     is_active: bool | None = None
     entry_types: Annotated[list[DeductionType], Field(max_length=20)] | None = None
-    description_pattern: str | None = Field(
+    description_pattern: Annotated[str, Field(min_length=1, max_length=200)] | None = Field(
         default=None,
-        min_length=1,
-        max_length=200,
         description="case-insensitive; `contains`: a plain substring, `glob`: anchored, `*` and `?` wildcards",
     )
     pattern_kind: PatternKind | None = None
-    vendor_code: str | None = Field(default=None, min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_-]+$")
+    vendor_code: Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_-]+$")] | None = None
     store_id: uuid.UUID | None = None
     min_amount: Amount | None = None
     max_amount: Amount | None = None
     set_type: CaseType | None = None
-    set_subtype: str | None = Field(default=None, min_length=1, max_length=100)
+    set_subtype: Annotated[str, Field(min_length=1, max_length=100)] | None = None
     set_assignee: Text200 | None = None
     set_tags: Annotated[list[Tag], Field(max_length=20)] | None = None
     needs_review: bool | None = Field(
@@ -320,7 +318,9 @@ class RuleCreate(RuleFields):
     model_config = ConfigDict(extra="forbid")
 
     name: Text200
-    position: int | None = Field(default=None, ge=0, le=1_000_000, description="lower runs first; default: last")
+    position: Annotated[int, Field(ge=0, le=1_000_000)] | None = Field(
+        default=None, description="lower runs first; default: last"
+    )
     is_active: bool = True
     entry_types: Annotated[list[DeductionType], Field(max_length=20)] = Field(default_factory=list)
     pattern_kind: PatternKind = PatternKind.contains
@@ -409,7 +409,9 @@ class CaseSettingsIn(BaseModel):
 
     review_threshold: Amount = Field(description="cases of at least this amount start in needs_review")
     windows: dict[CaseType, WindowIn] = Field(default_factory=dict, description="per type; absent types use defaults")
-    version: int | SkipJsonSchema[None] = Field(default=None, ge=0, description="the version you read; stale → 409")
+    version: Annotated[int, Field(ge=0)] | SkipJsonSchema[None] = Field(
+        default=None, description="the version you read (0 before the first change); stale → 409"
+    )
 
     @field_validator("review_threshold")
     @classmethod
