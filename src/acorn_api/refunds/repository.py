@@ -32,6 +32,8 @@ from sqlalchemy import (
     tuple_,
     update,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -285,6 +287,7 @@ NEEDS_REVIEW_EVENT = "refund_case.needs_review"
 class Created:
     created: int
     needs_review: int
+    event_ids: list[uuid.UUID]
 
 
 def _event_data(row: Any) -> Any:
@@ -435,11 +438,13 @@ async def create_cases(
     events = (
         pg_insert(Event)
         .from_select(["account_id", "id", "type", "data"], created.union_all(review))
-        .returning(Event.type)
+        .returning(Event.id, Event.type)
         .cte("ev")
     )
     counts = select(
-        func.count().filter(events.c.type == CREATED_EVENT), func.count().filter(events.c.type == NEEDS_REVIEW_EVENT)
+        func.count().filter(events.c.type == CREATED_EVENT),
+        func.count().filter(events.c.type == NEEDS_REVIEW_EVENT),
+        func.coalesce(func.array_agg(events.c.id), literal([], ARRAY(PG_UUID(as_uuid=True)))),
     ).select_from(events)
     # The anti-join must not be a nested loop over refund_cases: that table grows while this very statement
     # inserts into it, and an empty table's statistics make the planner pick exactly that (quadratic). A hash
@@ -449,7 +454,7 @@ async def create_cases(
     row = (await session.execute(counts)).one()
     await session.execute(text("SET LOCAL enable_nestloop = on"))
     await session.execute(text("SET LOCAL jit = on"))
-    return Created(created=int(row[0]), needs_review=int(row[1]))
+    return Created(created=int(row[0]), needs_review=int(row[1]), event_ids=list(row[2]))
 
 
 # ---------------------------------------------------------------- linking: reversals and later payments

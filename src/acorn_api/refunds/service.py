@@ -126,6 +126,8 @@ async def open_cases(
         windows=eff.windows,
         now=now,
     )
+    # the created/needs-review events were written set-based with the cases: queue their delivery too
+    await events.announce(session, account_id, created.event_ids)
     touched = await repo.link_entries(session, account_id, import_id=import_id)
     changes = await repo.apply_recoveries(session, account_id, touched)
     changed = [c for c in changes if c.old_status != c.new_status]

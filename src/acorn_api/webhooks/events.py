@@ -8,6 +8,7 @@ at-least-once job mechanism as every other job (``core.jobs.enqueue_after_commit
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from enum import StrEnum
 from typing import Any
 
@@ -55,10 +56,33 @@ def record(
     """
     event = Event(id=uuid.uuid4(), account_id=account_id, type=event_type.value, data=_jsonable(data))
     session.add(event)
-    enqueue_after_commit(
-        session, DELIVER_EVENT_JOB, str(account_id), str(event.id), job_id=f"{DELIVER_EVENT_JOB}:{event.id}"
-    )
+    _queue_delivery(session, account_id, event.id)
     return event
+
+
+def _queue_delivery(session: AsyncSession, account_id: uuid.UUID, event_id: uuid.UUID) -> None:
+    enqueue_after_commit(
+        session,
+        DELIVER_EVENT_JOB,
+        str(account_id),
+        str(event_id),
+        job_id=f"{DELIVER_EVENT_JOB}:{event_id}",
+        account_id=account_id,
+    )
+
+
+async def announce(session: AsyncSession, account_id: uuid.UUID, event_ids: Sequence[uuid.UUID]) -> None:
+    """Queue delivery for events a domain wrote set-based (``INSERT … SELECT`` into ``events``) instead of
+    through :func:`record`: the same after-commit, at-least-once path. An account with no enabled endpoint
+    gets no jobs (there is nobody to deliver to; an endpoint receives the events made after it exists)."""
+    if not event_ids:
+        return
+    from acorn_api.webhooks.repository import endpoints
+
+    if not await endpoints.any_enabled(session, account_id):
+        return
+    for event_id in event_ids:
+        _queue_delivery(session, account_id, event_id)
 
 
 async def exists(

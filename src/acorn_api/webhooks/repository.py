@@ -71,6 +71,13 @@ class EndpointRepository(AccountScopedRepository[WebhookEndpoint]):
     model = WebhookEndpoint
     not_found_message = "No such webhook endpoint."
 
+    async def any_enabled(self, session: AsyncSession, account_id: uuid.UUID) -> bool:
+        """Whether the account has an endpoint that receives deliveries at all."""
+        found = await session.scalar(
+            select(self.select(account_id).where(WebhookEndpoint.status == "enabled").exists())
+        )
+        return bool(found)
+
     async def subscribed(
         self, session: AsyncSession, account_id: uuid.UUID, event_type: str, *, endpoint_id: uuid.UUID | None = None
     ) -> list[WebhookEndpoint]:
