@@ -128,11 +128,13 @@ async def test_schema_edge_cases_are_422_or_405_never_500(client: httpx.AsyncCli
     assert r.status_code == 422 and r.json()["errors"][0]["loc"][:2] == ["body", "version"]
     r = await client.post("/v1/refund-cases/bulk-transitions", json={"items": [{**body, "id": missing}]}, headers=h)
     assert r.status_code == 422
-    r = await client.put(
-        "/v1/case-settings",
-        json={"review_threshold": "1", "version": None, "windows": {}},
-        headers={**h, "If-Match": "0"},
-    )
+    item = {**body, "version": 1, "id": missing}
+    r = await client.post("/v1/refund-cases/bulk-transitions", json={"items": [item]}, headers=h)
+    assert r.status_code == 422  # dispute_reference: null is not in the schema
+    settings = {"review_threshold": "1", "version": None, "windows": {}}
+    r = await client.put("/v1/case-settings", json=settings, headers={**h, "If-Match": "0"})
+    assert r.status_code == 422
+    r = await client.put("/v1/case-settings", json={"review_threshold": "1"}, headers={**h, "If-Match": "0"})
     assert r.status_code == 200
     assert (await client.get("/v1/refund-cases?opened_before=0", headers=h)).status_code == 422
     assert (await client.patch("/v1/case-rules/apply", headers=h)).status_code == 405

@@ -201,6 +201,13 @@ class TransitionIn(BaseModel):
         default=None, description="required for disputed and redisputed"
     )
 
+    @field_validator("version", "note", "amount", "dispute_reference", mode="before")
+    @classmethod
+    def _no_nulls(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("cannot be null; leave the field out instead")
+        return value
+
     @field_validator("note", "dispute_reference")
     @classmethod
     def _clean(cls, value: str | None) -> str | None:
@@ -418,6 +425,13 @@ class CaseSettingsIn(BaseModel):
     def _non_negative(cls, value: Decimal) -> Decimal:
         if value < 0:
             raise ValueError("must be ≥ 0")
+        return value
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _no_null_version(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("cannot be null; leave the field out instead")
         return value
 
 
