@@ -206,6 +206,7 @@ class Ledger:
             id=uuid.uuid4(),
             account_id=self.account_id,
             origin_entry_id=origin.id,
+            origin_entry_type=origin.entry_type,
             type=case_type,
             status=status,
             amount=-origin.amount,

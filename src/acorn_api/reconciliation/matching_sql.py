@@ -356,7 +356,12 @@ INSERT INTO deduction_facts AS f (account_id, month, entry_type, store_id, asin,
     entry_count)
 SELECT CAST(:account_id AS uuid), date_trunc('month', e.occurred_on)::date, e.entry_type,
     coalesce(e.store_id, '{NIL_UUID}'::uuid), coalesce(e.asin, ''),
-    left(coalesce(nullif(e.raw->>'issue_type', ''), ''), 100), e.currency, sum(e.amount), count(*)
+    -- a chargeback's issue type is the first part of its description ("<issue type> / <sub-type>", as the
+    -- chargebacks import writes it); a mapped file may also carry it in the raw row
+    left(coalesce(nullif(e.raw->>'issue_type', ''),
+                  CASE WHEN e.entry_type = 'chargeback' THEN split_part(coalesce(e.description, ''), ' / ', 1) END,
+                  ''), 100),
+    e.currency, sum(e.amount), count(*)
 FROM ledger_entries e
 WHERE e.account_id = :account_id {{filter}}
 GROUP BY 2, 3, 4, 5, 6, 7
