@@ -99,6 +99,10 @@ def test_report_documents_come_only_from_amazons_report_hosts_outside_developmen
         "http://[::ffff:127.0.0.1]/",
         "http://100.100.100.200/",
         "http://metadata.google.internal/",
+        "http://2130706433/",  # 127.0.0.1 as a decimal number
+        "http://0x7f.0.0.1/",
+        "http://[64:ff9b::a00:1]/",  # NAT64 of 10.0.0.1
+        "http://[::ffff:a9fe:a9fe]/",  # IPv4-mapped 169.254.169.254
     ],
 )
 def test_internal_addresses_are_refused(url: str) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
+from acorn_api.core import netguard
 from acorn_api.settings import Settings
 from acorn_api.webhooks import jobs, urlguard
 from acorn_api.webhooks.urlguard import Policy, UnsafeUrl
@@ -32,6 +33,9 @@ ALWAYS_REFUSED = [
     "https://[::ffff:169.254.169.254]/hook",
     "https://[64:ff9b::a00:1]/hook",  # NAT64 of 10.0.0.1
     "https://[2002:a00:1::]/hook",  # 6to4 of 10.0.0.1
+    "https://[64:ff9b::5db8:d70e]/hook",  # NAT64, not globally routable whatever it carries
+    "https://[2001:0:4136:e378:8000:63bf:a247:28f1]/hook",  # Teredo, likewise
+    "https://metadata.google.internal/hook",
     "https://0.0.0.0/hook",
     "https://[::]/hook",
     "https://224.0.0.1/hook",
@@ -106,7 +110,7 @@ def _dns(answers: dict[str, list[str]]) -> Any:
 
 async def test_names_resolving_to_forbidden_addresses_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(
-        urlguard,
+        netguard,
         "resolve",
         _dns(
             {
@@ -133,7 +137,7 @@ async def test_unresolvable_names_are_refused(monkeypatch: pytest.MonkeyPatch) -
     async def fail(host: str, port: int) -> list[str]:
         raise OSError("Name or service not known")
 
-    monkeypatch.setattr(urlguard, "resolve", fail)
+    monkeypatch.setattr(netguard, "resolve", fail)
     with pytest.raises(UnsafeUrl, match="does not resolve"):
         await urlguard.check_url_resolved("https://nowhere.example.com/hook", PRODUCTION)
 
@@ -173,7 +177,7 @@ async def test_dns_rebinding_after_registration_is_caught_at_delivery(
     metadata service: the attempt is refused before any byte is sent, and recorded as such."""
     port = int(receiver.url.split(":")[2].split("/")[0])
     answers = {"hooks.example.com": ["127.0.0.1"]}
-    monkeypatch.setattr(urlguard, "resolve", _dns(answers))
+    monkeypatch.setattr(netguard, "resolve", _dns(answers))
     endpoint = await make_endpoint(committing_client, tenant, f"http://hooks.example.com:{port}/hooks")
     answers["hooks.example.com"] = ["169.254.169.254"]
     event_id = await emit(ctx["sessionmaker"], tenant.id)

@@ -1,11 +1,15 @@
 """Outbound HTTP to URLs a tenant supplied: refuse internal addresses, before and while connecting.
 
-A URL a tenant controls (a connection endpoint, a webhook URL, a report document URL named by a server) is
-hostile until checked. Three layers, each usable alone:
+The one SSRF guard of the service (the Amazon connector uses it directly, webhooks through the webhook policy
+in :mod:`acorn_api.webhooks.urlguard`). A URL a tenant controls (a connection endpoint, a webhook URL, a report
+document URL named by a server) is hostile until checked. Three layers, each usable alone:
 
-- :func:`check_url` — static: scheme, no credentials in the URL, the host on an allow-list (when one is
-  given), and an IP literal host not in a forbidden range.
-- :func:`resolve_and_check` — the host's DNS answers, every one of them outside the forbidden ranges.
+- :func:`check_url` — static: scheme, no credentials, spaces or control characters in the URL, the host on an
+  allow-list (when one is given), no numeric host in any spelling but canonical dotted-quad IPv4 or IPv6
+  (``2130706433``, ``0x7f.1``, ``10.1`` are refused: resolvers read them as addresses), and an IP literal
+  host not in a forbidden range.
+- :func:`resolve_and_check` — the host's DNS answers (through :func:`resolve`), every one of them outside the
+  forbidden ranges.
 - :func:`guarded_transport` — an ``httpx`` transport that does both for every request and, at connect time,
   connects to an address it checked (no second DNS lookup that a rebinding server could answer
   differently) and checks the socket's peer address once more. Clients built with :func:`guarded_client`
@@ -13,14 +17,16 @@ hostile until checked. Three layers, each usable alone:
 
 Forbidden: every address that is not globally routable (private ranges, shared address space, link-local
 — where cloud metadata lives —, unique-local, unspecified, reserved, documentation ranges), multicast, and
-the metadata addresses by name; loopback only unless the caller allows it (development and tests, for an
-explicitly listed host such as the SP-API simulator).
+the metadata addresses and names; loopback only unless the caller allows it (development and tests). An IPv6
+address carrying an IPv4 one (mapped ``::ffff:a.b.c.d``, 6to4, Teredo, NAT64 ``64:ff9b::/96``) is judged as
+the IPv4 address it carries (see :func:`forbidden_reason`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import ipaddress
+import re
 import socket
 from collections.abc import Collection, Iterable
 from typing import Any
@@ -30,6 +36,7 @@ import httpx
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
+DNS_TIMEOUT_SECONDS = 5.0
 #: Cloud metadata services, named even though the ranges above cover them, so the reason is clear.
 METADATA_ADDRESSES = frozenset(
     {
@@ -41,6 +48,9 @@ METADATA_ADDRESSES = frozenset(
     }
 )
 METADATA_HOSTNAMES = frozenset({"metadata.google.internal", "metadata", "instance-data", "instance-data.ec2.internal"})
+_UNIQUE_LOCAL = ipaddress.ip_network("fc00::/7")
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_NUMERIC_LABEL = re.compile(r"^(0[xX][0-9a-fA-F]*|[0-9]+)$")
 
 
 class UnsafeURL(ValueError):
@@ -51,20 +61,43 @@ class UnsafeURL(ValueError):
         self.reason = reason
 
 
-def forbidden_reason(address: str | IPAddress, *, allow_loopback: bool = False) -> str | None:
-    """Why ``address`` must not be reached (``None`` when it may)."""
-    ip = ipaddress.ip_address(address) if isinstance(address, str) else address
+def carried_ipv4(ip: IPAddress) -> IPAddress:
+    """The IPv4 address an IPv6 one carries (mapped, 6to4, Teredo client, NAT64), else ``ip`` itself."""
     if isinstance(ip, ipaddress.IPv6Address):
-        mapped = ip.ipv4_mapped or ip.sixtofour
-        if mapped is not None:
-            return forbidden_reason(mapped, allow_loopback=allow_loopback)
+        if ip.ipv4_mapped is not None:
+            return ip.ipv4_mapped
+        if ip.sixtofour is not None:
+            return ip.sixtofour
+        if ip.teredo is not None:
+            return ip.teredo[1]
+        if ip in _NAT64:
+            return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return ip
+
+
+def forbidden_reason(address: str | IPAddress, *, allow_loopback: bool = False) -> str | None:
+    """Why ``address`` must not be reached (``None`` when it may); ``ValueError`` if it is no address.
+
+    An IPv4-mapped address is the IPv4 address. A 6to4, Teredo or NAT64 address must pass both as the IPv4
+    address it carries and as itself (so NAT64 and Teredo, neither globally routable, are always refused).
+    """
+    ip = ipaddress.ip_address(address.split("%", 1)[0] if isinstance(address, str) else address)
+    carried = carried_ipv4(ip)
+    if carried is ip:
+        return _reason(ip, allow_loopback)
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return _reason(carried, allow_loopback)
+    return _reason(carried, allow_loopback) or _reason(ip, allow_loopback)
+
+
+def _reason(ip: IPAddress, allow_loopback: bool) -> str | None:
     if ip in METADATA_ADDRESSES:
         return "metadata"
     if ip.is_loopback:
         return None if allow_loopback else "loopback"
     if ip.is_link_local:
         return "link_local"
-    if isinstance(ip, ipaddress.IPv6Address) and ip in ipaddress.ip_network("fc00::/7"):
+    if ip in _UNIQUE_LOCAL:
         return "unique_local"
     if ip.is_multicast:
         return "multicast"
@@ -76,7 +109,10 @@ def forbidden_reason(address: str | IPAddress, *, allow_loopback: bool = False) 
 
 
 def check_address(address: str | IPAddress, *, allow_loopback: bool = False) -> None:
-    reason = forbidden_reason(address, allow_loopback=allow_loopback)
+    try:
+        reason = forbidden_reason(address, allow_loopback=allow_loopback)
+    except ValueError as exc:
+        raise UnsafeURL(f"{address!r} is not an IP address", reason="invalid") from exc
     if reason is not None:
         raise UnsafeURL(f"address {address} is not allowed ({reason.replace('_', '-')})", reason=reason)
 
@@ -99,10 +135,28 @@ def _has_port(entry: str) -> bool:
 
 
 def _literal_ip(host: str) -> IPAddress | None:
+    """The address an IP literal host names, ``None`` for a DNS name; other numeric spellings are refused."""
+    host = host.strip("[]").rstrip(".")
     try:
-        return ipaddress.ip_address(host.strip("[]"))
+        return ipaddress.ip_address(host)
     except ValueError:
-        return None
+        pass
+    if _NUMERIC_LABEL.match(host.rsplit(".", 1)[-1]):
+        raise UnsafeURL(
+            f"host {host} is a numeric address in an odd spelling: write four decimal numbers, e.g. 203.0.113.7",
+            reason="numeric_host",
+        )
+    return None
+
+
+def _check_host_name(host: str, *, allow_loopback: bool) -> IPAddress | None:
+    """The static host checks: metadata names, numeric spellings, and an IP literal's address."""
+    if host.lower().rstrip(".") in METADATA_HOSTNAMES:
+        raise UnsafeURL(f"host {host} is a cloud metadata service", reason="metadata")
+    literal = _literal_ip(host)
+    if literal is not None:
+        check_address(literal, allow_loopback=allow_loopback)
+    return literal
 
 
 def check_url(
@@ -117,24 +171,24 @@ def check_url(
     ``allowed_hosts`` ``None`` means any public host; otherwise the host (and port, if the entry names one)
     must be listed.
     """
+    if isinstance(url, str) and any(ord(c) < 33 or ord(c) == 127 for c in url):
+        raise UnsafeURL("spaces and control characters are not allowed in a URL", reason="invalid")
     try:
         parsed = url if isinstance(url, httpx.URL) else httpx.URL(url)
     except (httpx.InvalidURL, TypeError) as exc:
         raise UnsafeURL(f"not a valid URL: {exc}", reason="invalid") from exc
     if parsed.scheme not in schemes:
-        raise UnsafeURL(f"scheme {parsed.scheme or '(none)'!r} is not allowed ({', '.join(schemes)})", reason="scheme")
+        raise UnsafeURL(
+            f"scheme {parsed.scheme or '(none)'!r} is not allowed (allowed: {', '.join(schemes)})", reason="scheme"
+        )
     host = parsed.host.lower().rstrip(".")
     if not host:
         raise UnsafeURL("the URL names no host", reason="invalid")
     if parsed.userinfo:
         raise UnsafeURL("credentials in the URL are not allowed", reason="userinfo")
-    if host in METADATA_HOSTNAMES:
-        raise UnsafeURL(f"host {host} is a cloud metadata service", reason="metadata")
     if allowed_hosts is not None and not host_matches(host, parsed.port, allowed_hosts):
         raise UnsafeURL(f"host {_netloc(parsed)} is not an allowed host", reason="host_not_allowed")
-    literal = _literal_ip(host)
-    if literal is not None:
-        check_address(literal, allow_loopback=allow_loopback)
+    _check_host_name(host, allow_loopback=allow_loopback)
     return parsed
 
 
@@ -142,30 +196,36 @@ def _netloc(url: httpx.URL) -> str:
     return f"{url.host}:{url.port}" if url.port is not None else url.host
 
 
+async def resolve(host: str, port: int) -> list[str]:
+    """Every address ``host`` resolves to, without zone ids (tests replace this to play a hostile DNS)."""
+    loop = asyncio.get_running_loop()
+    infos = await asyncio.wait_for(loop.getaddrinfo(host, port, type=socket.SOCK_STREAM), DNS_TIMEOUT_SECONDS)
+    found: list[str] = []
+    for _family, _type, _proto, _canon, sockaddr in infos:
+        address = str(sockaddr[0]).split("%", 1)[0]
+        if address not in found:
+            found.append(address)
+    return found
+
+
 async def resolve_and_check(host: str, port: int, *, allow_loopback: bool = False) -> list[str]:
     """The host's addresses, every one of them allowed; :class:`UnsafeURL` if any is not.
 
     All answers are checked, not only the first: a name that resolves to one public and one internal address
-    is refused (a rebinding server would pick which one the connection gets).
+    is refused (a rebinding server would pick which one the connection gets). A name that does not resolve
+    is a connection failure (``httpcore.ConnectError``: transient, retried), not a refusal.
     """
-    literal = _literal_ip(host)
+    literal = _check_host_name(host, allow_loopback=allow_loopback)
     if literal is not None:
-        check_address(literal, allow_loopback=allow_loopback)
         return [str(literal)]
-    if host.lower().rstrip(".") in METADATA_HOSTNAMES:
-        raise UnsafeURL(f"host {host} is a cloud metadata service", reason="metadata")
     try:
-        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except socket.gaierror as exc:
-        raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from exc
-    addresses: list[str] = []
-    for _family, _type, _proto, _canon, sockaddr in infos:
-        address = str(sockaddr[0]).split("%", 1)[0]
-        check_address(address, allow_loopback=allow_loopback)
-        if address not in addresses:
-            addresses.append(address)
+        addresses = await resolve(host, port)
+    except (OSError, TimeoutError, UnicodeError) as exc:
+        raise httpcore.ConnectError(f"host {host!r} does not resolve ({exc})") from exc
     if not addresses:
-        raise httpcore.ConnectError(f"{host} has no addresses")
+        raise httpcore.ConnectError(f"host {host!r} does not resolve (no addresses)")
+    for address in addresses:
+        check_address(address, allow_loopback=allow_loopback)
     return addresses
 
 
@@ -198,13 +258,12 @@ class GuardedNetworkBackend(httpcore.AsyncNetworkBackend):
             try:
                 if not peer:
                     raise UnsafeURL("cannot tell which address the connection reached", reason="unknown_peer")
-                check_address(str(peer[0]).split("%", 1)[0], allow_loopback=self._allow_loopback)
+                check_address(str(peer[0]), allow_loopback=self._allow_loopback)
             except UnsafeURL:
                 await stream.aclose()
                 raise
             return stream
-        assert last_error is not None
-        raise last_error
+        raise last_error or httpcore.ConnectError(f"cannot connect to {host}")
 
     async def connect_unix_socket(
         self,

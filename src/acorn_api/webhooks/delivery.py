@@ -195,7 +195,7 @@ async def send(client: httpx.AsyncClient, item: Claimed, settings: Settings) -> 
     except httpx.TimeoutException:
         error = f"timed out after {settings.webhook_timeout_seconds:g} s"
     except urlguard.UnsafeUrl as exc:
-        error = f"refused: the URL {exc}"
+        error = f"refused: {exc}"
     except crypto.SecretsUnreadable as exc:
         error = str(exc)
     except httpx.HTTPError as exc:
