@@ -196,7 +196,7 @@ async def load(url: str, account_id: uuid.UUID, deductions: int) -> float:
 
 
 async def _truncate(conn: asyncpg.Connection) -> None:
-    await conn.execute("TRUNCATE refund_case_events, refund_case_entries, refund_cases, events")
+    await conn.execute("TRUNCATE refund_case_events, refund_case_entries, refund_cases, events CASCADE")
     await conn.execute("VACUUM ANALYZE refund_cases")
 
 
