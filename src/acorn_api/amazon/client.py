@@ -38,6 +38,9 @@ from acorn_api.amazon.lwa import LwaCredentials, LwaTokenCache
 from acorn_api.amazon.ratelimit import RatePlan, RedisTokenBucket
 from acorn_api.amazon.regions import LWA_TOKEN_URL, MARKETPLACES, Region, api_base_url
 from acorn_api.amazon.wire import (
+    PURCHASE_ORDERS_PAGE,
+    PURCHASE_ORDERS_STATUS_PAGE,
+    SHIPMENT_DETAILS_PAGE,
     ApiResult,
     CreateReportResponse,
     GetPurchaseOrderResponse,
@@ -46,12 +49,16 @@ from acorn_api.amazon.wire import (
     GetShipmentDetailsResponse,
     GetTransactionResponse,
     Page,
+    PaginationData,
     PurchaseOrder,
+    PurchaseOrderData,
     PurchaseOrderStatus,
+    PurchaseOrderStatusData,
     Report,
     ReportDocument,
     ResumePoint,
     Shipment,
+    ShipmentData,
     Transaction,
     TransactionIdResponse,
 )
@@ -294,6 +301,93 @@ def _range(
     return after_name, before_name, start, end
 
 
+@dataclass(frozen=True, slots=True)
+class _Listing:
+    """A paginated listing's request, checked eagerly (bad arguments raise at the call, not at the first page)."""
+
+    operation: str
+    path: str
+    params: dict[str, str]
+    range_names: tuple[str, str] | None
+    start: datetime | None
+    end: datetime | None
+
+
+def _orders_listing(
+    created_after: datetime | None,
+    created_before: datetime | None,
+    changed_after: datetime | None,
+    changed_before: datetime | None,
+    include_details: bool,
+    limit: int,
+    sort_order: str | None,
+    filters: Mapping[str, Any],
+) -> _Listing:
+    after_name, before_name, start, end = _range(
+        "getPurchaseOrders",
+        [
+            ("createdAfter", "createdBefore", created_after, created_before),
+            ("changedAfter", "changedBefore", changed_after, changed_before),
+        ],
+    )
+    if not 1 <= limit <= 100:
+        raise ValueError("limit must be 1..100")
+    params = {"limit": str(limit), "includeDetails": _param_value(include_details)}
+    if sort_order:
+        params["sortOrder"] = sort_order
+    params.update(_filter_params(filters, _ORDER_FILTERS, "getPurchaseOrders"))
+    return _Listing("getPurchaseOrders", _ORDERS_PATH, params, (after_name, before_name), start, end)
+
+
+def _statuses_listing(
+    created_after: datetime | None,
+    created_before: datetime | None,
+    updated_after: datetime | None,
+    updated_before: datetime | None,
+    limit: int,
+    sort_order: str | None,
+    filters: Mapping[str, Any],
+) -> _Listing:
+    after_name, before_name, start, end = _range(
+        "getPurchaseOrdersStatus",
+        [
+            ("createdAfter", "createdBefore", created_after, created_before),
+            ("updatedAfter", "updatedBefore", updated_after, updated_before),
+        ],
+    )
+    if not 1 <= limit <= 100:
+        raise ValueError("limit must be 1..100")
+    params = {"limit": str(limit)}
+    if sort_order:
+        params["sortOrder"] = sort_order
+    params.update(_filter_params(filters, _STATUS_FILTERS, "getPurchaseOrdersStatus"))
+    return _Listing("getPurchaseOrdersStatus", _ORDERS_STATUS_PATH, params, (after_name, before_name), start, end)
+
+
+def _shipments_listing(
+    created_after: datetime | None,
+    created_before: datetime | None,
+    limit: int,
+    sort_order: str | None,
+    filters: Mapping[str, Any],
+) -> _Listing:
+    if not 1 <= limit <= 50:
+        raise ValueError("limit must be 1..50")
+    params = {"limit": str(limit)}
+    if sort_order:
+        params["sortOrder"] = sort_order
+    params.update(_filter_params(filters, _SHIPMENT_FILTERS, "GetShipmentDetails"))
+    start: datetime | None = None
+    end: datetime | None = None
+    range_names: tuple[str, str] | None = None
+    if created_after is not None or created_before is not None:
+        _, _, start, end = _range(
+            "GetShipmentDetails", [("createdAfter", "createdBefore", created_after, created_before)]
+        )
+        range_names = ("createdAfter", "createdBefore")
+    return _Listing("GetShipmentDetails", _SHIPMENTS_PATH, params, range_names, start, end)
+
+
 # ---------------------------------------------------------------- the client
 
 
@@ -506,6 +600,10 @@ class SpApiClient:
                 token = next_token
 
     # ------------------------------------------------------------ vendor orders
+    #
+    # Each listing comes twice: items as models (``iter_purchase_orders``: handy, ~11 ms of validation per page of
+    # 100 orders with details) and items as validated wire dicts (``iter_purchase_orders_data``: the same checks
+    # in ~1 ms, for bulk syncs that turn every page into rows anyway).
 
     def iter_purchase_orders(
         self,
@@ -525,29 +623,29 @@ class SpApiClient:
         Filters (snake_case): po_item_state, is_po_changed, purchase_order_state, ordering_vendor_code.
         Pass a page's ``resume_after`` as ``resume`` (with the same range) to continue after it.
         """
-        after_name, before_name, start, end = _range(
-            "getPurchaseOrders",
-            [
-                ("createdAfter", "createdBefore", created_after, created_before),
-                ("changedAfter", "changedBefore", changed_after, changed_before),
-            ],
+        listing = _orders_listing(
+            created_after, created_before, changed_after, changed_before, include_details, limit, sort_order, filters
         )
-        if not 1 <= limit <= 100:
-            raise ValueError("limit must be 1..100")
-        params = {"limit": str(limit), "includeDetails": _param_value(include_details)}
-        if sort_order:
-            params["sortOrder"] = sort_order
-        params.update(_filter_params(filters, _ORDER_FILTERS, "getPurchaseOrders"))
-        return self._iter_pages(
-            "getPurchaseOrders",
-            _ORDERS_PATH,
-            params,
-            _extract_orders,
-            range_names=(after_name, before_name),
-            start=start,
-            end=end,
-            resume=resume,
+        return self._iter_listing(listing, _extract_orders, resume)
+
+    def iter_purchase_orders_data(
+        self,
+        *,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        changed_after: datetime | None = None,
+        changed_before: datetime | None = None,
+        include_details: bool = True,
+        limit: int = 100,
+        sort_order: str | None = None,
+        resume: ResumePoint | None = None,
+        **filters: Any,
+    ) -> AsyncIterator[Page[PurchaseOrderData]]:
+        """:meth:`iter_purchase_orders` with each order as a validated wire dict (:class:`PurchaseOrderData`)."""
+        listing = _orders_listing(
+            created_after, created_before, changed_after, changed_before, include_details, limit, sort_order, filters
         )
+        return self._iter_listing(listing, _extract_order_data, resume)
 
     async def get_purchase_order(self, purchase_order_number: str) -> ApiResult[PurchaseOrder]:
         result = await self._call(
@@ -575,29 +673,28 @@ class SpApiClient:
         Filters: purchase_order_number, purchase_order_status, item_confirmation_status,
         item_receive_status, ordering_vendor_code, ship_to_party_id.
         """
-        after_name, before_name, start, end = _range(
-            "getPurchaseOrdersStatus",
-            [
-                ("createdAfter", "createdBefore", created_after, created_before),
-                ("updatedAfter", "updatedBefore", updated_after, updated_before),
-            ],
+        listing = _statuses_listing(
+            created_after, created_before, updated_after, updated_before, limit, sort_order, filters
         )
-        if not 1 <= limit <= 100:
-            raise ValueError("limit must be 1..100")
-        params = {"limit": str(limit)}
-        if sort_order:
-            params["sortOrder"] = sort_order
-        params.update(_filter_params(filters, _STATUS_FILTERS, "getPurchaseOrdersStatus"))
-        return self._iter_pages(
-            "getPurchaseOrdersStatus",
-            _ORDERS_STATUS_PATH,
-            params,
-            _extract_statuses,
-            range_names=(after_name, before_name),
-            start=start,
-            end=end,
-            resume=resume,
+        return self._iter_listing(listing, _extract_statuses, resume)
+
+    def iter_purchase_orders_status_data(
+        self,
+        *,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        updated_after: datetime | None = None,
+        updated_before: datetime | None = None,
+        limit: int = 100,
+        sort_order: str | None = None,
+        resume: ResumePoint | None = None,
+        **filters: Any,
+    ) -> AsyncIterator[Page[PurchaseOrderStatusData]]:
+        """:meth:`iter_purchase_orders_status` with each status as a validated wire dict."""
+        listing = _statuses_listing(
+            created_after, created_before, updated_after, updated_before, limit, sort_order, filters
         )
+        return self._iter_listing(listing, _extract_status_data, resume)
 
     async def submit_acknowledgements(
         self, acknowledgements: Sequence[Mapping[str, Any] | BaseModel]
@@ -624,28 +721,34 @@ class SpApiClient:
         **filters: Any,
     ) -> AsyncIterator[Page[Shipment]]:
         """Pages of GetShipmentDetails; with ``created_after`` the range is split into <=7-day windows."""
-        if not 1 <= limit <= 50:
-            raise ValueError("limit must be 1..50")
-        params = {"limit": str(limit)}
-        if sort_order:
-            params["sortOrder"] = sort_order
-        params.update(_filter_params(filters, _SHIPMENT_FILTERS, "GetShipmentDetails"))
-        start: datetime | None = None
-        end: datetime | None = None
-        range_names: tuple[str, str] | None = None
-        if created_after is not None or created_before is not None:
-            _, _, start, end = _range(
-                "GetShipmentDetails", [("createdAfter", "createdBefore", created_after, created_before)]
-            )
-            range_names = ("createdAfter", "createdBefore")
+        listing = _shipments_listing(created_after, created_before, limit, sort_order, filters)
+        return self._iter_listing(listing, _extract_shipments, resume)
+
+    def iter_shipment_details_data(
+        self,
+        *,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        limit: int = 50,
+        sort_order: str | None = None,
+        resume: ResumePoint | None = None,
+        **filters: Any,
+    ) -> AsyncIterator[Page[ShipmentData]]:
+        """:meth:`iter_shipment_details` with each shipment as a validated wire dict."""
+        listing = _shipments_listing(created_after, created_before, limit, sort_order, filters)
+        return self._iter_listing(listing, _extract_shipment_data, resume)
+
+    def _iter_listing(
+        self, listing: _Listing, extract: Callable[[bytes], tuple[list[T], str | None]], resume: ResumePoint | None
+    ) -> AsyncIterator[Page[T]]:
         return self._iter_pages(
-            "GetShipmentDetails",
-            _SHIPMENTS_PATH,
-            params,
-            _extract_shipments,
-            range_names=range_names,
-            start=start,
-            end=end,
+            listing.operation,
+            listing.path,
+            listing.params,
+            extract,
+            range_names=listing.range_names,
+            start=listing.start,
+            end=listing.end,
             resume=resume,
         )
 
@@ -907,6 +1010,31 @@ def _extract_shipments(raw: bytes) -> tuple[list[Shipment], str | None]:
     if payload is None:
         return [], None
     return payload.shipments, payload.pagination.next_token if payload.pagination else None
+
+
+def _next_token(pagination: PaginationData | None) -> str | None:
+    return pagination.get("nextToken") if pagination else None
+
+
+def _extract_order_data(raw: bytes) -> tuple[list[PurchaseOrderData], str | None]:
+    payload = PURCHASE_ORDERS_PAGE.validate_json(raw).get("payload")
+    if payload is None:
+        return [], None
+    return payload.get("orders", []), _next_token(payload.get("pagination"))
+
+
+def _extract_status_data(raw: bytes) -> tuple[list[PurchaseOrderStatusData], str | None]:
+    payload = PURCHASE_ORDERS_STATUS_PAGE.validate_json(raw).get("payload")
+    if payload is None:
+        return [], None
+    return payload.get("ordersStatus", []), _next_token(payload.get("pagination"))
+
+
+def _extract_shipment_data(raw: bytes) -> tuple[list[ShipmentData], str | None]:
+    payload = SHIPMENT_DETAILS_PAGE.validate_json(raw).get("payload")
+    if payload is None:
+        return [], None
+    return payload.get("shipments", []), _next_token(payload.get("pagination"))
 
 
 def _extract_transaction_id(raw: bytes) -> str:

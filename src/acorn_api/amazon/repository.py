@@ -29,9 +29,12 @@ from acorn_api.amazon.models import (
 )
 from acorn_api.core.repository import AccountScopedRepository
 
+_JSON_OPTIONS = orjson.OPT_NAIVE_UTC | orjson.OPT_UTC_Z  # a timestamp without offset is UTC (SP-API's convention)
+
 
 def _json(rows: Sequence[dict[str, Any]]) -> str:
-    return orjson.dumps(list(rows), default=str).decode()
+    """A page of rows as the one JSON parameter of ``jsonb_to_recordset`` (datetimes RFC 3339, Decimals as text)."""
+    return orjson.dumps(rows if isinstance(rows, list) else list(rows), default=str, option=_JSON_OPTIONS).decode()
 
 
 class ConnectionRepository(AccountScopedRepository[VendorConnection]):
@@ -415,8 +418,11 @@ _PO_FOUND = """SELECT p.account_id, p.id, p.connection_id, p.state FROM purchase
     WHERE p.account_id = CAST(:account_id AS uuid) AND p.purchase_order_number = r.purchase_order_number
     LIMIT 1"""
 
+# Items come back as the distinct orders they belong to (at most one row per order of the page instead of one per
+# item written): all the caller needs to count an order as updated.
 _UPSERT_ITEMS = text(
     f"""
+WITH written AS (
 INSERT INTO purchase_order_items AS it (
     id, account_id, purchase_order_id, item_sequence_number, {_names(_ITEM_DATA_COLUMNS)})
 SELECT gen_random_uuid(), po.account_id, po.id, r.item_sequence_number, {_names(_ITEM_DATA_COLUMNS, "r.")}
@@ -427,7 +433,8 @@ ON CONFLICT (account_id, purchase_order_id, item_sequence_number) DO UPDATE SET
     {", ".join(f"{n} = excluded.{n}" for n, _ in _ITEM_DATA_COLUMNS)},
     updated_at = clock_timestamp()
 WHERE ({_names(_ITEM_DATA_COLUMNS, "it.")}) IS DISTINCT FROM ({_names(_ITEM_DATA_COLUMNS, "excluded.")})
-RETURNING it.purchase_order_id
+RETURNING it.purchase_order_id)
+SELECT DISTINCT purchase_order_id FROM written
 """,  # noqa: S608 - built from the constant column lists above, never from input
 )
 
@@ -454,6 +461,7 @@ RETURNING po.purchase_order_number
 
 _UPDATE_ITEM_STATUS = text(
     f"""
+WITH written AS (
 INSERT INTO purchase_order_items AS it (
     id, account_id, purchase_order_id, item_sequence_number, {_names(_ITEM_STATUS_COLUMNS)})
 SELECT gen_random_uuid(), found.account_id, found.id, r.item_sequence_number, {_names(_ITEM_STATUS_COLUMNS, "r.")}
@@ -464,7 +472,8 @@ ON CONFLICT (account_id, purchase_order_id, item_sequence_number) DO UPDATE SET
     {", ".join(f"{n} = excluded.{n}" for n, _ in _ITEM_STATUS_COLUMNS)},
     updated_at = clock_timestamp()
 WHERE ({_names(_ITEM_STATUS_COLUMNS, "it.")}) IS DISTINCT FROM ({_names(_ITEM_STATUS_COLUMNS, "excluded.")})
-RETURNING it.purchase_order_id
+RETURNING it.purchase_order_id)
+SELECT DISTINCT purchase_order_id FROM written
 """,  # noqa: S608 - built from the constant column lists above, never from input
 )
 

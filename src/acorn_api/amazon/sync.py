@@ -43,7 +43,20 @@ from acorn_api.amazon.models import SyncRun, VendorConnection
 from acorn_api.amazon.ratelimit import RatePlan
 from acorn_api.amazon.repository import UpsertCounts, connections, purchase_orders, shipments, sync_runs
 from acorn_api.amazon.schemas import SyncRunOut
-from acorn_api.amazon.wire import Page, PurchaseOrder, PurchaseOrderStatus, ResumePoint, Shipment
+from acorn_api.amazon.wire import (
+    ItemAcknowledgementStatusData,
+    ItemOrderedQuantityData,
+    ItemQuantityData,
+    ItemReceivingStatusData,
+    MoneyData,
+    OrderDetailsData,
+    Page,
+    PartyIdentificationData,
+    PurchaseOrderData,
+    PurchaseOrderStatusData,
+    ResumePoint,
+    ShipmentData,
+)
 from acorn_api.core.jobs import enqueue_after_commit, transaction
 from acorn_api.core.time import utcnow
 from acorn_api.ledger.archive import raw_documents
@@ -161,124 +174,146 @@ def _iso(value: datetime | None) -> str | None:
     return aware.isoformat() if aware is not None else None
 
 
-def order_rows(orders: list[PurchaseOrder]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def _party_id(party: PartyIdentificationData | None) -> str | None:
+    return party.get("partyId") if party else None
+
+
+def _amount(quantity: ItemQuantityData | None) -> int | None:
+    return quantity.get("amount") if quantity else None
+
+
+# The row builders read the validated wire dicts of a page (``*_data`` iterators of the client) directly: no model
+# instances, no dump. Timestamps stay ``datetime`` (the upsert's JSON encoder writes them, naive ones as UTC);
+# amounts go as decimal strings.
+
+
+def order_rows(orders: Sequence[PurchaseOrderData]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     headers: dict[str, dict[str, Any]] = {}
     items: dict[tuple[str, str], dict[str, Any]] = {}
     for po in orders:
-        d = po.order_details
-        ship_start, ship_end = _interval(d.ship_window if d else None)
-        delivery_start, delivery_end = _interval(d.delivery_window if d else None)
+        number = po["purchaseOrderNumber"]
+        d: OrderDetailsData = po.get("orderDetails") or {}
+        ship_start, ship_end = _interval(d.get("shipWindow"))
+        delivery_start, delivery_end = _interval(d.get("deliveryWindow"))
         currency: str | None = None
         total: Decimal | None = None
-        for item in d.items if d else []:
-            cost = item.net_cost
-            quantity = item.ordered_quantity.amount if item.ordered_quantity else None
-            if cost is not None and cost.currency_code:
-                currency = currency or cost.currency_code
-            if cost is not None and cost.amount is not None and quantity is not None:
-                total = (total or Decimal(0)) + cost.amount * quantity
-            items[(po.purchase_order_number, item.item_sequence_number)] = {
-                "purchase_order_number": po.purchase_order_number,
-                "item_sequence_number": item.item_sequence_number,
-                "asin": item.amazon_product_identifier,
-                "vendor_sku": item.vendor_product_identifier,
+        for item in d.get("items") or ():
+            cost: MoneyData = item.get("netCost") or {}
+            price: MoneyData = item.get("listPrice") or {}
+            ordered: ItemQuantityData = item.get("orderedQuantity") or {}
+            amount = cost.get("amount")
+            quantity = ordered.get("amount")
+            cost_currency = cost.get("currencyCode")
+            if cost_currency:
+                currency = currency or cost_currency
+            if amount is not None and quantity is not None:
+                total = (total or Decimal(0)) + amount * quantity
+            list_price = price.get("amount")
+            sequence = item["itemSequenceNumber"]
+            items[(number, sequence)] = {
+                "purchase_order_number": number,
+                "item_sequence_number": sequence,
+                "asin": item.get("amazonProductIdentifier"),
+                "vendor_sku": item.get("vendorProductIdentifier"),
                 "ordered_quantity": quantity,
-                "unit_of_measure": item.ordered_quantity.unit_of_measure if item.ordered_quantity else None,
-                "unit_size": item.ordered_quantity.unit_size if item.ordered_quantity else None,
-                "is_back_order_allowed": item.is_back_order_allowed,
-                "net_cost": str(cost.amount) if cost and cost.amount is not None else None,
-                "list_price": str(item.list_price.amount)
-                if item.list_price and item.list_price.amount is not None
-                else None,
-                "currency": (cost.currency_code if cost else None)
-                or (item.list_price.currency_code if item.list_price else None),
+                "unit_of_measure": ordered.get("unitOfMeasure"),
+                "unit_size": ordered.get("unitSize"),
+                "is_back_order_allowed": item.get("isBackOrderAllowed"),
+                "net_cost": str(amount) if amount is not None else None,
+                "list_price": str(list_price) if list_price is not None else None,
+                "currency": cost_currency or price.get("currencyCode"),
             }
-        headers[po.purchase_order_number] = {
-            "purchase_order_number": po.purchase_order_number,
-            "state": po.purchase_order_state,
-            "purchase_order_type": d.purchase_order_type if d else None,
-            "purchase_order_date": _iso(d.purchase_order_date) if d else None,
-            "changed_at": _iso(d.purchase_order_changed_date) if d else None,
-            "state_changed_at": _iso(d.purchase_order_state_changed_date) if d else None,
-            "vendor_code": d.selling_party.party_id if d and d.selling_party else None,
-            "buying_party_id": d.buying_party.party_id if d and d.buying_party else None,
-            "ship_to_party_id": d.ship_to_party.party_id if d and d.ship_to_party else None,
-            "bill_to_party_id": d.bill_to_party.party_id if d and d.bill_to_party else None,
-            "deal_code": d.deal_code if d else None,
-            "payment_method": d.payment_method if d else None,
-            "ship_window_start": _iso(ship_start),
-            "ship_window_end": _iso(ship_end),
-            "delivery_window_start": _iso(delivery_start),
-            "delivery_window_end": _iso(delivery_end),
+        headers[number] = {
+            "purchase_order_number": number,
+            "state": po["purchaseOrderState"],
+            "purchase_order_type": d.get("purchaseOrderType"),
+            "purchase_order_date": d.get("purchaseOrderDate"),
+            "changed_at": d.get("purchaseOrderChangedDate"),
+            "state_changed_at": d.get("purchaseOrderStateChangedDate"),
+            "vendor_code": _party_id(d.get("sellingParty")),
+            "buying_party_id": _party_id(d.get("buyingParty")),
+            "ship_to_party_id": _party_id(d.get("shipToParty")),
+            "bill_to_party_id": _party_id(d.get("billToParty")),
+            "deal_code": d.get("dealCode"),
+            "payment_method": d.get("paymentMethod"),
+            "ship_window_start": ship_start,
+            "ship_window_end": ship_end,
+            "delivery_window_start": delivery_start,
+            "delivery_window_end": delivery_end,
             "currency": currency,
             "total_net_cost": str(total) if total is not None and currency else None,
         }
     return list(headers.values()), list(items.values())
 
 
-def status_rows(statuses: list[PurchaseOrderStatus]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def status_rows(statuses: Sequence[PurchaseOrderStatusData]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     headers: dict[str, dict[str, Any]] = {}
     items: dict[tuple[str, str], dict[str, Any]] = {}
     for status in statuses:
-        headers[status.purchase_order_number] = {
-            "purchase_order_number": status.purchase_order_number,
-            "purchase_order_status": status.purchase_order_status,
-            "status_updated_at": _iso(status.last_updated_date),
+        number = status["purchaseOrderNumber"]
+        headers[number] = {
+            "purchase_order_number": number,
+            "purchase_order_status": status.get("purchaseOrderStatus"),
+            "status_updated_at": status.get("lastUpdatedDate"),
         }
-        for item in status.item_status:
-            ack = item.acknowledgement_status
-            receiving = item.receiving_status
+        for item in status.get("itemStatus") or ():
+            ack: ItemAcknowledgementStatusData = item.get("acknowledgementStatus") or {}
+            receiving: ItemReceivingStatusData = item.get("receivingStatus") or {}
+            ordered: ItemOrderedQuantityData = item.get("orderedQuantity") or {}
+            details = ordered.get("orderedQuantityDetails")
             cancelled = None
-            if item.ordered_quantity and item.ordered_quantity.ordered_quantity_details:
+            if details:
                 cancelled = sum(
-                    (detail.cancelled_quantity.amount or 0)
-                    for detail in item.ordered_quantity.ordered_quantity_details
-                    if detail.cancelled_quantity is not None
+                    (cancelled_quantity.get("amount") or 0)
+                    for detail in details
+                    if (cancelled_quantity := detail.get("cancelledQuantity")) is not None
                 )
-            items[(status.purchase_order_number, item.item_sequence_number)] = {
-                "purchase_order_number": status.purchase_order_number,
-                "item_sequence_number": item.item_sequence_number,
-                "confirmation_status": ack.confirmation_status if ack else None,
-                "acknowledged_quantity": ack.accepted_quantity.amount if ack and ack.accepted_quantity else None,
-                "rejected_quantity": ack.rejected_quantity.amount if ack and ack.rejected_quantity else None,
+            sequence = item["itemSequenceNumber"]
+            items[(number, sequence)] = {
+                "purchase_order_number": number,
+                "item_sequence_number": sequence,
+                "confirmation_status": ack.get("confirmationStatus"),
+                "acknowledged_quantity": _amount(ack.get("acceptedQuantity")),
+                "rejected_quantity": _amount(ack.get("rejectedQuantity")),
                 "cancelled_quantity": cancelled,
-                "receive_status": receiving.receive_status if receiving else None,
-                "received_quantity": receiving.received_quantity.amount
-                if receiving and receiving.received_quantity
-                else None,
-                "last_received_at": _iso(receiving.last_receive_date) if receiving else None,
+                "receive_status": receiving.get("receiveStatus"),
+                "received_quantity": _amount(receiving.get("receivedQuantity")),
+                "last_received_at": receiving.get("lastReceiveDate"),
             }
     return list(headers.values()), list(items.values())
 
 
-def shipment_rows(page: list[Shipment]) -> list[dict[str, Any]]:
+def shipment_rows(page: Sequence[ShipmentData]) -> list[dict[str, Any]]:
     rows: dict[str, dict[str, Any]] = {}
     for shipment in page:
-        data = shipment.model_dump(mode="json", by_alias=True, exclude_none=True)
-        transport = shipment.transportation_details or {}
+        identifier = shipment["vendorShipmentIdentifier"]
+        transport = shipment.get("transportationDetails") or {}
         carrier = transport.get("carrierDetails") or {}
-        measurements = shipment.shipment_measurements or {}
-        rows[shipment.vendor_shipment_identifier] = {
-            "vendor_shipment_identifier": shipment.vendor_shipment_identifier,
-            "transaction_type": shipment.transaction_type,
-            "buyer_reference_number": shipment.buyer_reference_number,
-            "current_status": shipment.current_shipment_status,
-            "current_status_at": _iso(shipment.current_shipment_status_date),
-            "shipment_created_at": _iso(shipment.shipment_create_date),
-            "shipment_confirmed_at": _iso(shipment.shipment_confirm_date),
+        measurements = shipment.get("shipmentMeasurements") or {}
+        rows[identifier] = {
+            "vendor_shipment_identifier": identifier,
+            "transaction_type": shipment.get("transactionType"),
+            "buyer_reference_number": shipment.get("buyerReferenceNumber"),
+            "current_status": shipment.get("currentShipmentStatus"),
+            "current_status_at": shipment.get("currentshipmentStatusDate"),
+            "shipment_created_at": shipment.get("shipmentCreateDate"),
+            "shipment_confirmed_at": shipment.get("shipmentConfirmDate"),
             "shipped_at": transport.get("shippedDate"),
             "estimated_delivery_at": transport.get("estimatedDeliveryDate"),
             "delivered_at": transport.get("shipmentDeliveryDate"),
-            "vendor_code": shipment.selling_party.party_id if shipment.selling_party else None,
-            "ship_from_party_id": shipment.ship_from_party.party_id if shipment.ship_from_party else None,
-            "ship_to_party_id": shipment.ship_to_party.party_id if shipment.ship_to_party else None,
+            "vendor_code": _party_id(shipment.get("sellingParty")),
+            "ship_from_party_id": _party_id(shipment.get("shipFromParty")),
+            "ship_to_party_id": _party_id(shipment.get("shipToParty")),
             "carrier_code": carrier.get("code"),
             "bill_of_lading_number": transport.get("billOfLadingNumber"),
             "carton_count": measurements.get("totalCartonCount"),
             "purchase_order_numbers": [
-                str(po["purchaseOrderNumber"]) for po in shipment.purchase_orders or [] if "purchaseOrderNumber" in po
+                str(po["purchaseOrderNumber"])
+                for po in shipment.get("purchaseOrders") or []
+                if "purchaseOrderNumber" in po
             ],
-            "data": data,
+            # the shipment as Amazon sent it (validated, unknown fields kept, absent and null fields left out)
+            "data": {key: value for key, value in shipment.items() if value is not None},
         }
     return list(rows.values())
 
@@ -550,9 +585,10 @@ async def _require_connection(session: AsyncSession, claim_: Claim) -> None:
 
 
 def _party(item: Any) -> str | None:
-    details = getattr(item, "order_details", None)
-    party = details.selling_party if details is not None else getattr(item, "selling_party", None)
-    return party.party_id if party is not None else None
+    """The selling party of an order (in its details), a status or a shipment (at the top)."""
+    details = item.get("orderDetails")
+    party = details.get("sellingParty") if details is not None else item.get("sellingParty")
+    return party.get("partyId") if party else None
 
 
 def for_vendor_codes(items: list[Any], vendor_codes: Sequence[str]) -> tuple[list[Any], int]:
@@ -611,13 +647,17 @@ def _pages(client: SpApiClient, claim_: Claim) -> AsyncIterator[Page[Any]]:
     start, end = claim_.range_from, claim_.range_to
     if claim_.kind == "orders":
         if claim_.range_field == "changed":
-            return client.iter_purchase_orders(changed_after=start, changed_before=end, limit=100, resume=resume)
-        return client.iter_purchase_orders(created_after=start, created_before=end, limit=100, resume=resume)
+            return client.iter_purchase_orders_data(changed_after=start, changed_before=end, limit=100, resume=resume)
+        return client.iter_purchase_orders_data(created_after=start, created_before=end, limit=100, resume=resume)
     if claim_.kind == "order_status":
         if claim_.range_field == "changed":
-            return client.iter_purchase_orders_status(updated_after=start, updated_before=end, limit=100, resume=resume)
-        return client.iter_purchase_orders_status(created_after=start, created_before=end, limit=100, resume=resume)
-    return client.iter_shipment_details(created_after=start, created_before=end, limit=50, resume=resume)
+            return client.iter_purchase_orders_status_data(
+                updated_after=start, updated_before=end, limit=100, resume=resume
+            )
+        return client.iter_purchase_orders_status_data(
+            created_after=start, created_before=end, limit=100, resume=resume
+        )
+    return client.iter_shipment_details_data(created_after=start, created_before=end, limit=50, resume=resume)
 
 
 _SOURCES = {"orders": "sp-api:getPurchaseOrders", "order_status": "sp-api:getPurchaseOrdersStatus"}

@@ -10,10 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Required, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, with_config
 from pydantic.alias_generators import to_camel
+from typing_extensions import TypedDict  # pydantic needs this one on Python < 3.12
 
 
 class WireModel(BaseModel):
@@ -285,6 +286,242 @@ class ReportDocument(WireModel):
     report_document_id: str
     url: str
     compression_algorithm: str | None = None
+
+
+# ---------------------------------------------------------------- the same shapes as validated dicts (bulk sync)
+#
+# A sync validates every page of 100 purchase orders (~2,400 nested objects). Building model instances for them
+# costs ~11 ms a page; the same validation into plain dicts keyed by the wire names costs ~1 ms. These TypedDicts
+# mirror the models above field for field (same wire names, same types, unknown fields kept) and are checked
+# against them by tests/amazon/test_wire_dicts.py, so a page is validated exactly once and its rows are built
+# straight from the validated dicts.
+
+_WIRE_DICT = ConfigDict(extra="allow")
+
+
+@with_config(_WIRE_DICT)
+class MoneyData(TypedDict, total=False):
+    currencyCode: str | None
+    amount: Decimal | None
+    unitOfMeasure: str | None
+
+
+@with_config(_WIRE_DICT)
+class ItemQuantityData(TypedDict, total=False):
+    amount: int | None
+    unitOfMeasure: str | None
+    unitSize: int | None
+
+
+@with_config(_WIRE_DICT)
+class AddressData(TypedDict, total=False):
+    name: str | None
+    addressLine1: str | None
+    addressLine2: str | None
+    addressLine3: str | None
+    city: str | None
+    county: str | None
+    district: str | None
+    stateOrRegion: str | None
+    postalCode: str | None
+    countryCode: str | None
+    phone: str | None
+
+
+@with_config(_WIRE_DICT)
+class TaxRegistrationDetailsData(TypedDict, total=False):
+    taxRegistrationType: str | None
+    taxRegistrationNumber: str | None
+
+
+@with_config(_WIRE_DICT)
+class PartyIdentificationData(TypedDict, total=False):
+    partyId: Required[str]
+    address: AddressData | None
+    taxInfo: TaxRegistrationDetailsData | None
+
+
+@with_config(_WIRE_DICT)
+class PaginationData(TypedDict, total=False):
+    nextToken: str | None
+
+
+@with_config(_WIRE_DICT)
+class ApiErrorItemData(TypedDict, total=False):
+    code: Required[str]
+    message: Required[str]
+    details: str | None
+
+
+@with_config(_WIRE_DICT)
+class ImportDetailsData(TypedDict, total=False):
+    methodOfPayment: str | None
+    internationalCommercialTerms: str | None
+    portOfDelivery: str | None
+    importContainers: str | None
+    shippingInstructions: str | None
+
+
+@with_config(_WIRE_DICT)
+class OrderItemData(TypedDict, total=False):
+    itemSequenceNumber: Required[str]
+    amazonProductIdentifier: str | None
+    vendorProductIdentifier: str | None
+    orderedQuantity: ItemQuantityData | None
+    isBackOrderAllowed: bool | None
+    netCost: MoneyData | None
+    listPrice: MoneyData | None
+
+
+@with_config(_WIRE_DICT)
+class OrderDetailsData(TypedDict, total=False):
+    purchaseOrderDate: datetime | None
+    purchaseOrderChangedDate: datetime | None
+    purchaseOrderStateChangedDate: datetime | None
+    purchaseOrderType: str | None
+    importDetails: ImportDetailsData | None
+    dealCode: str | None
+    paymentMethod: str | None
+    buyingParty: PartyIdentificationData | None
+    sellingParty: PartyIdentificationData | None
+    shipToParty: PartyIdentificationData | None
+    billToParty: PartyIdentificationData | None
+    shipWindow: str | None
+    deliveryWindow: str | None
+    items: list[OrderItemData]
+
+
+@with_config(_WIRE_DICT)
+class PurchaseOrderData(TypedDict, total=False):
+    purchaseOrderNumber: Required[str]
+    purchaseOrderState: Required[str]
+    orderDetails: OrderDetailsData | None
+
+
+@with_config(_WIRE_DICT)
+class PurchaseOrderListData(TypedDict, total=False):
+    pagination: PaginationData | None
+    orders: list[PurchaseOrderData]
+
+
+@with_config(_WIRE_DICT)
+class GetPurchaseOrdersResponseData(TypedDict, total=False):
+    payload: PurchaseOrderListData | None
+    errors: list[ApiErrorItemData] | None
+
+
+@with_config(_WIRE_DICT)
+class OrderedQuantityDetailsData(TypedDict, total=False):
+    updatedDate: datetime | None
+    orderedQuantity: ItemQuantityData | None
+    cancelledQuantity: ItemQuantityData | None
+
+
+@with_config(_WIRE_DICT)
+class ItemOrderedQuantityData(TypedDict, total=False):
+    orderedQuantity: ItemQuantityData | None
+    orderedQuantityDetails: list[OrderedQuantityDetailsData] | None
+
+
+@with_config(_WIRE_DICT)
+class AcknowledgementStatusDetailsData(TypedDict, total=False):
+    acknowledgementDate: datetime | None
+    acceptedQuantity: ItemQuantityData | None
+    rejectedQuantity: ItemQuantityData | None
+
+
+@with_config(_WIRE_DICT)
+class ItemAcknowledgementStatusData(TypedDict, total=False):
+    confirmationStatus: str | None
+    acceptedQuantity: ItemQuantityData | None
+    rejectedQuantity: ItemQuantityData | None
+    acknowledgementStatusDetails: list[AcknowledgementStatusDetailsData] | None
+
+
+@with_config(_WIRE_DICT)
+class ItemReceivingStatusData(TypedDict, total=False):
+    receiveStatus: str | None
+    receivedQuantity: ItemQuantityData | None
+    lastReceiveDate: datetime | None
+
+
+@with_config(_WIRE_DICT)
+class PurchaseOrderItemStatusData(TypedDict, total=False):
+    itemSequenceNumber: Required[str]
+    buyerProductIdentifier: str | None
+    vendorProductIdentifier: str | None
+    netCost: MoneyData | None
+    listPrice: MoneyData | None
+    orderedQuantity: ItemOrderedQuantityData | None
+    acknowledgementStatus: ItemAcknowledgementStatusData | None
+    receivingStatus: ItemReceivingStatusData | None
+
+
+@with_config(_WIRE_DICT)
+class PurchaseOrderStatusData(TypedDict, total=False):
+    purchaseOrderNumber: Required[str]
+    purchaseOrderStatus: str | None
+    purchaseOrderDate: datetime | None
+    lastUpdatedDate: datetime | None
+    sellingParty: PartyIdentificationData | None
+    shipToParty: PartyIdentificationData | None
+    itemStatus: list[PurchaseOrderItemStatusData]
+
+
+@with_config(_WIRE_DICT)
+class PurchaseOrderStatusListData(TypedDict, total=False):
+    pagination: PaginationData | None
+    ordersStatus: list[PurchaseOrderStatusData]
+
+
+@with_config(_WIRE_DICT)
+class GetPurchaseOrdersStatusResponseData(TypedDict, total=False):
+    payload: PurchaseOrderStatusListData | None
+    errors: list[ApiErrorItemData] | None
+
+
+@with_config(_WIRE_DICT)
+class ShipmentData(TypedDict, total=False):
+    vendorShipmentIdentifier: Required[str]
+    transactionType: str | None
+    buyerReferenceNumber: str | None
+    transactionDate: datetime | None
+    currentShipmentStatus: str | None
+    currentshipmentStatusDate: datetime | None
+    shipmentStatusDetails: list[dict[str, Any]] | None
+    shipmentCreateDate: datetime | None
+    shipmentConfirmDate: datetime | None
+    packageLabelCreateDate: datetime | None
+    shipmentFreightTerm: str | None
+    sellingParty: PartyIdentificationData | None
+    shipFromParty: PartyIdentificationData | None
+    shipToParty: PartyIdentificationData | None
+    shipmentMeasurements: dict[str, Any] | None
+    collectFreightPickupDetails: dict[str, Any] | None
+    purchaseOrders: list[dict[str, Any]] | None
+    importDetails: dict[str, Any] | None
+    containers: list[dict[str, Any]] | None
+    transportationDetails: dict[str, Any] | None
+
+
+@with_config(_WIRE_DICT)
+class ShipmentDetailsData(TypedDict, total=False):
+    pagination: PaginationData | None
+    shipments: list[ShipmentData]
+
+
+@with_config(_WIRE_DICT)
+class GetShipmentDetailsResponseData(TypedDict, total=False):
+    payload: ShipmentDetailsData | None
+    errors: list[ApiErrorItemData] | None
+
+
+#: Validators built once (building one compiles its schema: milliseconds).
+PURCHASE_ORDERS_PAGE: TypeAdapter[GetPurchaseOrdersResponseData] = TypeAdapter(GetPurchaseOrdersResponseData)
+PURCHASE_ORDERS_STATUS_PAGE: TypeAdapter[GetPurchaseOrdersStatusResponseData] = TypeAdapter(
+    GetPurchaseOrdersStatusResponseData
+)
+SHIPMENT_DETAILS_PAGE: TypeAdapter[GetShipmentDetailsResponseData] = TypeAdapter(GetShipmentDetailsResponseData)
 
 
 # ---------------------------------------------------------------- client-side containers
