@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import os
 import signal
@@ -47,6 +48,11 @@ async def startup(ctx: dict[str, Any]) -> None:
     ctx["engine"] = engine
     ctx["sessionmaker"] = make_sessionmaker(engine)
     await vendor_jobs.open_vendor_resources(ctx)
+    # Everything imported and built by now (modules, models, validators, SQLAlchemy's mappers) lives as long as
+    # the worker: keep it out of the collector's full passes. A sync page allocates thousands of dicts; without
+    # this, every full pass walked the whole heap again (~170 ms each, a third of a 10,000-PO sync's CPU).
+    gc.collect()
+    gc.freeze()
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
