@@ -8,6 +8,7 @@ and unchanged rows exactly.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -15,7 +16,7 @@ from datetime import date, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Select, case, func, select, text, update
+from sqlalchemy import Select, Update, bindparam, case, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from acorn_api.amazon.models import (
@@ -35,6 +36,71 @@ _JSON_OPTIONS = orjson.OPT_NAIVE_UTC | orjson.OPT_UTC_Z  # a timestamp without o
 def _json(rows: Sequence[dict[str, Any]]) -> str:
     """A page of rows as the one JSON parameter of ``jsonb_to_recordset`` (datetimes RFC 3339, Decimals as text)."""
     return orjson.dumps(rows if isinstance(rows, list) else list(rows), default=str, option=_JSON_OPTIONS).decode()
+
+
+# Statements every page of a sync runs, built once with bound parameters (building an ORM statement costs more
+# CPU than the round trip it makes).
+_CONNECTION_STATE = (
+    select(VendorConnection.status)
+    .where(
+        VendorConnection.account_id == bindparam("account_id"),
+        VendorConnection.id == bindparam("connection_id"),
+        VendorConnection.deleted_at.is_(None),
+    )
+    .with_for_update(read=True)
+)
+
+
+@functools.cache
+def _advance_statement(unknown: bool, skipped: bool) -> Update:
+    """The UPDATE that adds one committed page to its run (one shape per combination of optional counters)."""
+
+    def param(name: str, column: Any) -> Any:
+        return bindparam(name, type_=column.type)
+
+    values: dict[str, Any] = {
+        "fetched": SyncRun.fetched + param("add_fetched", SyncRun.fetched),
+        "created": SyncRun.created + param("add_created", SyncRun.created),
+        "updated": SyncRun.updated + param("add_updated", SyncRun.updated),
+        "unchanged": SyncRun.unchanged + param("add_unchanged", SyncRun.unchanged),
+        "pages": SyncRun.pages + 1,
+        "watermark": param("new_watermark", SyncRun.watermark),
+        "heartbeat_at": param("new_heartbeat_at", SyncRun.heartbeat_at),
+        "api_calls": param("new_api_calls", SyncRun.api_calls),
+        "throttled_calls": param("new_throttled_calls", SyncRun.throttled_calls),
+        "retries": param("new_retries", SyncRun.retries),
+        "failed_request_ids": param("new_failed_request_ids", SyncRun.failed_request_ids),
+    }
+    details: Any = SyncRun.details
+    if unknown:
+        details = details.op("||")(
+            func.jsonb_build_object(
+                "unknown",
+                func.coalesce(SyncRun.details["unknown"].as_integer(), 0) + param("add_unknown", SyncRun.fetched),
+            )
+        )
+    if skipped:
+        # rows of vendor codes the connection does not list: fetched (Amazon has no multi-code filter), not stored
+        key = "skipped_other_vendor_codes"
+        details = details.op("||")(
+            func.jsonb_build_object(
+                key, func.coalesce(SyncRun.details[key].as_integer(), 0) + param("add_skipped", SyncRun.fetched)
+            )
+        )
+    if unknown or skipped:
+        values["details"] = details
+    return (
+        update(SyncRun)
+        .where(
+            SyncRun.account_id == bindparam("run_account_id"),
+            SyncRun.id == bindparam("run_id"),
+            SyncRun.worker_token == bindparam("run_token"),
+            SyncRun.status == "running",
+        )
+        .values(**values)
+        .returning(SyncRun)
+        .execution_options(synchronize_session=False)
+    )
 
 
 class ConnectionRepository(AccountScopedRepository[VendorConnection]):
@@ -63,13 +129,7 @@ class ConnectionRepository(AccountScopedRepository[VendorConnection]):
     ) -> str | None:
         """The connection's status under a share lock (a delete waits for us), or ``None`` once it was deleted."""
         found: str | None = await session.scalar(
-            select(VendorConnection.status)
-            .where(
-                VendorConnection.account_id == account_id,
-                VendorConnection.id == connection_id,
-                VendorConnection.deleted_at.is_(None),
-            )
-            .with_for_update(read=True)
+            _CONNECTION_STATE, {"account_id": account_id, "connection_id": connection_id}
         )
         return found
 
@@ -233,45 +293,26 @@ class SyncRunRepository(AccountScopedRepository[SyncRun]):
         failed_request_ids: list[str],
     ) -> SyncRun | None:
         """Add one committed page to the run, if this worker still owns it (else ``None``)."""
-        values: dict[str, Any] = {
-            "fetched": SyncRun.fetched + fetched,
-            "created": SyncRun.created + created,
-            "updated": SyncRun.updated + updated,
-            "unchanged": SyncRun.unchanged + unchanged,
-            "pages": SyncRun.pages + 1,
-            "watermark": watermark,
-            "heartbeat_at": now,
-            "api_calls": api_calls,
-            "throttled_calls": throttled_calls,
-            "retries": retries,
-            "failed_request_ids": failed_request_ids,
+        params: dict[str, Any] = {
+            "run_account_id": account_id,
+            "run_id": run_id,
+            "run_token": token,
+            "add_fetched": fetched,
+            "add_created": created,
+            "add_updated": updated,
+            "add_unchanged": unchanged,
+            "new_watermark": watermark,
+            "new_heartbeat_at": now,
+            "new_api_calls": api_calls,
+            "new_throttled_calls": throttled_calls,
+            "new_retries": retries,
+            "new_failed_request_ids": failed_request_ids,
         }
-        details: Any = SyncRun.details
         if unknown:
-            details = details.op("||")(
-                func.jsonb_build_object("unknown", func.coalesce(SyncRun.details["unknown"].as_integer(), 0) + unknown)
-            )
+            params["add_unknown"] = unknown
         if skipped:
-            # rows of vendor codes the connection does not list: fetched (Amazon has no multi-code filter), not stored
-            key = "skipped_other_vendor_codes"
-            details = details.op("||")(
-                func.jsonb_build_object(key, func.coalesce(SyncRun.details[key].as_integer(), 0) + skipped)
-            )
-        if unknown or skipped:
-            values["details"] = details
-        stmt = (
-            update(SyncRun)
-            .where(
-                SyncRun.account_id == account_id,
-                SyncRun.id == run_id,
-                SyncRun.worker_token == token,
-                SyncRun.status == "running",
-            )
-            .values(**values)
-            .returning(SyncRun)
-            .execution_options(synchronize_session=False)
-        )
-        row: SyncRun | None = await session.scalar(stmt)
+            params["add_skipped"] = skipped
+        row: SyncRun | None = await session.scalar(_advance_statement(bool(unknown), bool(skipped)), params)
         return row
 
     async def stale(self, session: AsyncSession, heartbeat_before: datetime, limit: int = 100) -> list[SyncRun]:

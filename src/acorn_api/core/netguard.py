@@ -25,9 +25,11 @@ the IPv4 address it carries (see :func:`forbidden_reason`).
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import re
 import socket
+import ssl
 from collections.abc import Collection, Iterable
 from typing import Any
 
@@ -277,6 +279,13 @@ class GuardedNetworkBackend(httpcore.AsyncNetworkBackend):
         await self._inner.sleep(seconds)
 
 
+@functools.cache
+def _ssl_context(verify: bool) -> ssl.SSLContext:
+    """One TLS context per process: building one loads the CA bundle (~20-50 ms of CPU), and a transport is made
+    per LWA token exchange. A context is shared safely between connections; nothing here changes it later."""
+    return httpx.create_ssl_context(verify=verify, trust_env=False)
+
+
 class GuardedTransport(httpx.AsyncHTTPTransport):
     """An ``httpx`` transport that refuses a request whose URL fails :func:`check_url` or whose connection
     would reach a forbidden address (checked after DNS resolution and on the connected socket)."""
@@ -290,12 +299,13 @@ class GuardedTransport(httpx.AsyncHTTPTransport):
         limits: httpx.Limits = httpx.Limits(max_connections=100, max_keepalive_connections=20),
         verify: bool = True,
     ) -> None:
-        super().__init__(trust_env=False, limits=limits, verify=verify)
+        context = _ssl_context(verify)
+        super().__init__(trust_env=False, limits=limits, verify=context)
         self.allowed_hosts = None if allowed_hosts is None else frozenset(h.lower() for h in allowed_hosts)
         self.allow_loopback = allow_loopback
         self.schemes = tuple(schemes)
         self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=httpx.create_ssl_context(verify=verify, trust_env=False),
+            ssl_context=context,
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
             keepalive_expiry=limits.keepalive_expiry,
