@@ -50,7 +50,7 @@ async def startup(ctx: dict[str, Any]) -> None:
     await vendor_jobs.open_vendor_resources(ctx)
     # Everything imported and built by now (modules, models, validators, SQLAlchemy's mappers) lives as long as
     # the worker: keep it out of the collector's full passes. A sync page allocates thousands of dicts; without
-    # this, every full pass walked the whole heap again (~170 ms each, a third of a 10,000-PO sync's CPU).
+    # this, every full pass walked the whole heap again (~170 ms each; close to half of a sync's CPU in bench/sync.py).
     gc.collect()
     gc.freeze()
 
