@@ -34,6 +34,7 @@ import contextlib
 import gc
 import json
 import os
+import resource
 import secrets
 import socket
 import statistics
@@ -120,6 +121,7 @@ class Phase:
     status: str | None
     wall: float
     cpu: float
+    kernel_cpu: float
     gc_cpu: float
     sim_cpu: float
     fetched: int
@@ -182,9 +184,10 @@ async def run_phase(
 
         gc.callbacks.append(gc_timer)
         sim_started = process_cpu(sim_pid)
-        started, cpu_started = time.perf_counter(), time.process_time()
+        started, cpu_started, usage = time.perf_counter(), time.process_time(), resource.getrusage(resource.RUSAGE_SELF)
         status = await jobs.run_sync(worker, str(account.account.id), run["id"])
         wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+        kernel = resource.getrusage(resource.RUSAGE_SELF).ru_stime - usage.ru_stime
         sim_cpu = process_cpu(sim_pid) - sim_started
         gc.callbacks.remove(gc_timer)
         final = (await api.get(f"/v1/sync-runs/{run['id']}", headers=headers)).json()
@@ -205,6 +208,7 @@ async def run_phase(
         status,
         wall,
         cpu,
+        kernel,
         gc_cpu[0],
         sim_cpu,
         int(final["fetched"]),
@@ -311,7 +315,7 @@ def report(result: Phase, expected: int) -> str:
         f"minimum {theoretical_minimum(result.calls):5.2f} s   ratio {result.ratio:5.3f}   "
         f"{result.fetched / result.wall:5.0f} POs/s   load {result.load:4.1f}\n"
         f"{'':10}connector CPU {result.cpu:5.2f} s = {result.cpu_per_10k:5.2f} s per 10,000 POs "
-        f"(garbage collector {result.gc_cpu:4.2f} s)   "
+        f"(in the kernel {result.kernel_cpu:4.2f} s, garbage collector {result.gc_cpu:4.2f} s)   "
         f"simulator CPU {result.sim_cpu_per_10k:5.2f} s per 10,000 POs\n"
         f"{'':10}api calls {result.api_calls} (simulator saw {result.calls})   "
         f"429s {result.stats['throttled']} (rate limit {result.stats['throttled'] - injected}, injected {injected})   "
