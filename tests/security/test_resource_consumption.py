@@ -18,7 +18,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from tests.accounts.conftest import AppClientFactory, client_with  # noqa: F401 - fixture
+from tests.accounts.conftest import AppClientFactory
 from tests.conftest import Tenant
 from tests.test_isolation import PROTECTED, WRITES, Op, _resolve, _url
 
