@@ -21,7 +21,6 @@ from acorn_api.accounts.keys import generate_private_key_pem
 from acorn_api.core.db import Resources
 from acorn_api.main import create_app
 from acorn_api.settings import Settings
-from tests.accounts.conftest import AppClientFactory, client_with  # noqa: F401 - fixture
 from tests.conftest import Tenant
 from tests.test_isolation import _fingerprint
 

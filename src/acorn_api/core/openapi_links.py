@@ -6,6 +6,9 @@ Two rules, applied to whatever routes exist (a resource added tomorrow gets its 
   ``id`` links to every operation under ``/v1/stores/{store_id}`` (read, update, delete, its actions and
   nested lists), passing ``id`` as the path parameter. A few creations return an object that lives under
   another collection (a sync started on a connection is read at ``/v1/sync-runs/{run_id}``): ``ALIASES``.
+* **create → where it is referenced**: the created object's id fills the same-named body field of other
+  creations (a new item's id as a quote's ``item_id``, a new connection's as an invoice submission's
+  ``connection_id``).
 * **a list → its first object**: a collection no POST creates (refund cases, events) links its list to the
   operations on ``data[0]``.
 * **object → its next operations**: an operation on ``/v1/quotes/{quote_id}`` (or one of its actions) whose
@@ -95,10 +98,24 @@ def add_links(schema: dict[str, Any]) -> None:
             # rule 1: a creation on a collection
             if method == "post" and not path.endswith("}") and "id" in answer:
                 inherited = {f"path.{p}": f"$request.path.{p}" for p in PARAM.findall(path)}
+                names = set()
                 for target_path, parameter, target in targets(ALIASES.get(path, path)):
+                    names.add(parameter)
                     wanted = {f"path.{parameter}": "$response.body#/id"}
                     wanted |= {k: v for k, v in inherited.items() if k[5:] in PARAM.findall(target_path)}
                     link(operation, code, answer, target, wanted)
+                # rule 4: the created object referenced from another operation's body (an item in a quote)
+                for other_path, other_operations in paths.items():
+                    for other_method in ("post", "put", "patch"):
+                        other = other_operations.get(other_method)
+                        if other is None or other is operation or "{" in other_path:
+                            continue
+                        for name in sorted(names & body_properties(other)):
+                            definition = {
+                                "operationId": other["operationId"],
+                                "requestBody": {name: "$response.body#/id"},
+                            }
+                            operation["responses"][code].setdefault("links", {})[other["operationId"]] = definition
             # rule 3: a collection nothing creates through the API (cases, events): its list leads to its first object
             if (
                 method == "get"
