@@ -160,6 +160,13 @@ def test_stateful_chains_through_the_published_links(live_api: LiveApi, tmp_path
     assert covered and int(covered.group(1)) >= 10, result.stdout[-5000:]
 
 
+def _hooks_env() -> dict[str, str]:
+    """schemathesis imports the hooks module by name: the repository root must be importable (cwd is tmp)."""
+    root = str(Path(__file__).resolve().parents[1])
+    path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)
+    return {**os.environ, "SCHEMATHESIS_HOOKS": "tests.schemathesis_hooks", "PYTHONPATH": path}
+
+
 def _schemathesis(
     live_api: LiveApi, tmp_path: Path, *args: str, timeout: int, hooks: bool = False
 ) -> subprocess.CompletedProcess[str]:
@@ -188,7 +195,7 @@ def _schemathesis(
             "--no-color",
         ],
         cwd=tmp_path,
-        env={**os.environ, "SCHEMATHESIS_HOOKS": "tests.schemathesis_hooks"} if hooks else None,
+        env=_hooks_env() if hooks else None,
         capture_output=True,
         text=True,
         timeout=timeout,
