@@ -35,7 +35,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi.routing import iter_route_contexts
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from acorn_api.core.models import Base
@@ -143,6 +143,28 @@ async def _event(client: httpx.AsyncClient, tenant: Tenant) -> str:
     return found
 
 
+async def _refund_case(client: httpx.AsyncClient, tenant: Tenant) -> str:
+    """A case the way production makes them: a deduction in the ledger, then the case job (no API creates one).
+
+    It runs on the app's own resources, so inside the test's transaction like every request."""
+    from acorn_api.refunds.jobs import open_refund_cases
+    from acorn_api.refunds.models import RefundCase
+    from tests.refunds.factories import make_entry
+
+    transport = client._transport
+    assert isinstance(transport, httpx.ASGITransport)
+    resources = transport.app.state.resources  # type: ignore[attr-defined]
+    async with resources.sessionmaker() as session:
+        entry = await make_entry(session, tenant.id)
+    await open_refund_cases({"sessionmaker": resources.sessionmaker, "redis": resources.redis}, str(tenant.id))
+    async with resources.sessionmaker() as session:
+        case = await session.scalar(
+            select(RefundCase.id).where(RefundCase.account_id == tenant.id, RefundCase.origin_entry_id == entry.id)
+        )
+    assert case is not None
+    return str(case)
+
+
 # Path parameter name → how to create one such object for account B. Add yours next to your resource.
 # po_number and document_id need a sync against the simulator; tests/amazon/test_purchase_orders.py checks
 # that another account sees neither.
@@ -153,6 +175,7 @@ ID_FACTORIES: dict[str, IdFactory] = {
     "run_id": _sync_run,
     "endpoint_id": _webhook_endpoint,
     "event_id": _event,
+    "case_id": _refund_case,
 }
 
 # operation_id → a JSON body the route accepts, for schemas the generator below cannot satisfy.

@@ -12,11 +12,27 @@ PostgreSQL and Redis. Two things are left out, on purpose:
 A second, focused fuzzing phase hammers the read operations (every filter and path parameter) with more
 examples and NUL bytes allowed: it is what found ``GET /v1/items?q=%00`` answering 500 (issue 12), and it
 would find the next such input by itself.
+
+The stateful phase follows the OpenAPI links the app publishes (``core/openapi_links.py``): create → read,
+update, delete and actions, with the ``version`` carried over and created ids put into other creations'
+bodies, so chains such as create item → create quote → submit → approve run with real ids. It runs on its own,
+with positive data from a schema narrowed to values the API accepts (``tests/schemathesis_hooks.py``);
+the examples, coverage and fuzzing phases use the unmodified schema, negative data included.
+
+Two profiles:
+
+* **bounded** (the default, what ``pytest`` and CI run): a fixed seed, 10 examples per operation, 60 s of
+  stateful scenarios of up to 8 steps, 40 examples per read operation: about 3 minutes on a 2-core machine.
+* **deep**: ``ACORN_FUZZ_DEEP=1 pytest tests/test_schemathesis.py -p no:randomly`` — 150 examples per
+  operation, 20 minutes of scenarios of up to 30 steps, 400 examples per read operation, a fresh seed each
+  run (printed by schemathesis; pin one with ``ACORN_FUZZ_SEED=<n>``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import re
 import shutil
 import subprocess
 import sys
@@ -32,6 +48,22 @@ import uvicorn
 from acorn_api.main import create_app
 from acorn_api.settings import Settings
 from tests.test_live_server import create_account_via_cli, free_port
+
+
+@dataclass(frozen=True)
+class Profile:
+    max_examples: int  # per operation, in the examples and fuzzing phases
+    stateful_seconds: int  # the stateful phase repeats scenarios until this is spent
+    max_steps: int  # per stateful scenario
+    read_examples: int  # per read operation, in the focused read fuzzing
+    seed: str | None  # None: schemathesis picks one and prints it
+    timeout: int  # seconds, for each schemathesis run
+
+
+BOUNDED = Profile(max_examples=10, stateful_seconds=60, max_steps=8, read_examples=40, seed="20261127", timeout=900)
+DEEP = Profile(max_examples=150, stateful_seconds=1200, max_steps=30, read_examples=400, seed=None, timeout=4 * 3600)
+PROFILE = DEEP if os.environ.get("ACORN_FUZZ_DEEP") == "1" else BOUNDED
+SEED = os.environ.get("ACORN_FUZZ_SEED") or PROFILE.seed
 
 
 @dataclass(frozen=True)
@@ -76,23 +108,78 @@ def test_no_5xx_and_no_response_that_breaks_the_schema(live_api: LiveApi, tmp_pa
         "--exclude-operation-id",
         "revoke_api_key",
         "--phases",
-        "examples,coverage,fuzzing,stateful",
+        "examples,coverage,fuzzing",
         "--max-examples",
-        "15",
-        "--seed",
-        "20261127",
+        str(PROFILE.max_examples),
+        "--generation-database",
+        "none",
         "--continue-on-failure",
-        timeout=900,
+        timeout=PROFILE.timeout,
     )
     assert result.returncode == 0, result.stdout[-20000:] + result.stderr[-5000:]
 
 
-def _schemathesis(live_api: LiveApi, tmp_path: Path, *args: str, timeout: int) -> subprocess.CompletedProcess[str]:
+@pytest.mark.committing
+@pytest.mark.slow
+def test_stateful_chains_through_the_published_links(live_api: LiveApi, tmp_path: Path) -> None:
+    """Create → read/update/act/delete chains, following the links of ``core/openapi_links.py``.
+
+    Positive data only, from a schema narrowed to values the API accepts (``tests/schemathesis_hooks.py``), so
+    that creations succeed and the chain goes on; the previous test covers the unmodified schema and negative
+    data. All checks, including use-after-free and resource availability, which only a chain can exercise.
+    """
+    result = _schemathesis(
+        live_api,
+        tmp_path,
+        "--checks",
+        "all",
+        "--exclude-checks",
+        "positive_data_acceptance",
+        "--exclude-operation-id",
+        "roll_api_key",
+        "--exclude-operation-id",
+        "revoke_api_key",
+        "--phases",
+        "stateful",
+        "--mode",
+        "positive",
+        "--max-examples",
+        "1000",
+        "--max-time",
+        str(PROFILE.stateful_seconds),
+        "--generation-database",
+        "none",
+        "--continue-on-failure",
+        timeout=PROFILE.timeout,
+        hooks=True,
+    )
+    assert result.returncode == 0, result.stdout[-20000:] + result.stderr[-5000:]
+    covered = re.search(r"API Links:\s+(\d+) covered", result.stdout)
+    # the chains really ran: a run that followed (almost) no links would pass while testing nothing. The budget
+    # is time, so a loaded machine covers fewer (16 at load 10, 43 at load 5 with 90 s); 10 is the floor.
+    assert covered and int(covered.group(1)) >= 10, result.stdout[-5000:]
+
+
+def _hooks_env() -> dict[str, str]:
+    """schemathesis imports the hooks module by name: the repository root must be importable (cwd is tmp)."""
+    root = str(Path(__file__).resolve().parents[1])
+    path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)
+    return {**os.environ, "SCHEMATHESIS_HOOKS": "tests.schemathesis_hooks", "PYTHONPATH": path}
+
+
+def _schemathesis(
+    live_api: LiveApi, tmp_path: Path, *args: str, timeout: int, hooks: bool = False
+) -> subprocess.CompletedProcess[str]:
     executable = shutil.which("schemathesis", path=str(Path(sys.executable).parent))
     assert executable, "schemathesis is a dev dependency"
+    config = tmp_path / "schemathesis.toml"
+    config.write_text(f"[phases.stateful]\nmax-steps = {PROFILE.max_steps}\n")
+    seed = ["--seed", SEED] if SEED else []
     return subprocess.run(
         [
             executable,
+            "--config-file",
+            str(config),
             "run",
             f"{live_api.base_url}/openapi.json",
             "--header",
@@ -100,10 +187,15 @@ def _schemathesis(live_api: LiveApi, tmp_path: Path, *args: str, timeout: int) -
             # a loaded CI machine may take seconds for one answer; a hang still fails at the subprocess timeout
             "--request-timeout",
             "60",
+            # one worker: the machine is small and shared, and a fixed seed then means a fixed run
+            "--workers",
+            "1",
+            *seed,
             *args,
             "--no-color",
         ],
         cwd=tmp_path,
+        env=_hooks_env() if hooks else None,
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -125,12 +217,10 @@ def test_fuzzing_the_read_operations_finds_no_5xx(live_api: LiveApi, tmp_path: P
         "--generation-allow-x00",
         "true",
         "--max-examples",
-        "60",
-        "--seed",
-        "20261201",
+        str(PROFILE.read_examples),
         "--generation-database",
         "none",
         "--continue-on-failure",
-        timeout=600,
+        timeout=PROFILE.timeout,
     )
     assert result.returncode == 0, result.stdout[-20000:] + result.stderr[-5000:]

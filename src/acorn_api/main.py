@@ -26,6 +26,7 @@ from acorn_api.core.idempotency import IdempotentReplay, handle_replay
 from acorn_api.core.jobs import queue_settings
 from acorn_api.core.logging import configure_logging
 from acorn_api.core.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
+from acorn_api.core.openapi_links import add_links
 from acorn_api.core.text_input import ControlCharacterMiddleware
 from acorn_api.ledger.router import ROUTERS as LEDGER_ROUTERS
 from acorn_api.quotes.router import policy_router as quote_policy_router
@@ -143,7 +144,7 @@ def create_app(settings: Settings | None = None, *, resources: Resources | None 
         lifespan=lifespan,
         docs_url=None,  # served by core/docs.py from installed assets, not a CDN
         redoc_url=None,
-        openapi_url="/openapi.json",
+        openapi_url="/openapi.json" if docs else None,  # the contract is published in the repository
     )
     app.state.settings = settings
     app.state.resources = resources
@@ -180,4 +181,17 @@ def create_app(settings: Settings | None = None, *, resources: Resources | None 
     for router in ROUTERS:
         document_scopes(router)
         app.include_router(router)
+    _link_operations(app)
     return app
+
+
+def _link_operations(app: FastAPI) -> None:
+    """Build the OpenAPI document with links between operations (core/openapi_links.py)."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            add_links(build())
+        return build()
+
+    app.openapi = openapi  # type: ignore[method-assign]

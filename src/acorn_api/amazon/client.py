@@ -159,7 +159,10 @@ class RetryPolicy:
     jitter: bool = True
     """Full jitter: sleep uniform(0, capped exponential) -- spreads retries of many workers."""
     timeout: float = 30.0
-    """Per-request timeout (seconds)."""
+    """Per-request timeout (seconds): connecting, and each wait for the next bytes."""
+    deadline: float = 120.0
+    """The whole answer (headers and body) must have arrived within this (seconds): a server that drips a
+    byte just before each read timeout is cut off here."""
 
     def backoff(self, retry_number: int, rng: random.Random) -> float:
         cap = min(self.max_delay, self.base_delay * (2 ** max(retry_number - 1, 0)))
@@ -202,6 +205,8 @@ class DownloadLimits:
     max_bytes: int = 64 * 1024 * 1024
     max_decompressed_bytes: int = 256 * 1024 * 1024
     chunk_size: int = 64 * 1024
+    max_seconds: float = 900.0
+    """The whole download must be done within this (a slow drip never ends otherwise)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -479,17 +484,21 @@ class SpApiClient:
                     headers["content-type"] = "application/json"
                 self.stats.api_calls += 1
                 try:
-                    # streamed, so a body larger than the cap is refused without being held whole
-                    async with self._http.stream(
-                        method,
-                        url,
-                        params=params,
-                        content=content,
-                        headers=headers,
-                        timeout=self._retry.timeout,
-                    ) as response:
+                    # streamed, so a body larger than the cap is refused without being held whole; the
+                    # deadline bounds the whole answer, the timeout only each wait
+                    async with (
+                        asyncio.timeout(self._retry.deadline),
+                        self._http.stream(
+                            method,
+                            url,
+                            params=params,
+                            content=content,
+                            headers=headers,
+                            timeout=self._retry.timeout,
+                        ) as response,
+                    ):
                         body = await _read_limited(response, self._max_response_bytes, operation)
-                except httpx.TimeoutException as exc:
+                except (httpx.TimeoutException, TimeoutError) as exc:
                     raise SpApiTimeout(f"{operation}: request timed out ({exc!r})") from exc
                 except httpx.TransportError as exc:
                     raise SpApiConnectionError(f"{operation}: connection failed ({exc!r})") from exc
@@ -840,10 +849,13 @@ class SpApiClient:
     async def _download_once(self, document: ReportDocument, gzipped: bool) -> bytes:
         limits = self._download_limits
         try:
-            async with self._http.stream(
-                "GET", document.url, headers={"user-agent": USER_AGENT}, timeout=self._retry.timeout
-            ) as response:
-                if response.status_code >= 400:
+            async with (
+                asyncio.timeout(limits.max_seconds),
+                self._http.stream(
+                    "GET", document.url, headers={"user-agent": USER_AGENT}, timeout=self._retry.timeout
+                ) as response,
+            ):
+                if response.status_code >= 300:  # a redirect is never followed, nor taken for an empty document
                     body = await _read_capped(response, 64 * 1024)
                     raise SpApiError.from_response(response.status_code, body, response.headers.get("x-amz-request-id"))
                 declared = response.headers.get("content-length")
@@ -863,7 +875,7 @@ class SpApiClient:
                 if inflater is not None:
                     return await asyncio.to_thread(inflater.finish)
                 return b"".join(parts)
-        except httpx.TimeoutException as exc:
+        except (httpx.TimeoutException, TimeoutError) as exc:
             raise SpApiTimeout(f"report document download timed out ({exc!r})") from exc
         except httpx.TransportError as exc:
             raise SpApiConnectionError(f"report document download failed ({exc!r})") from exc

@@ -202,12 +202,39 @@ def _loc(loc: Sequence[Any]) -> list[str | int]:
     return [p if isinstance(p, int) else str(p) for p in loc]
 
 
+# pydantic names the branch of a union it tried inside ``loc`` ("function-after[_check(), constrained-str]",
+# "str-enum[EventType]", "literal['*']", "constrained-str"): its internals (even a function's memory address),
+# not a field of the API, whose names are snake_case
+_UNION_BRANCH = re.compile(r"^(?:[a-z]+(?:-[a-z]+)+\[.*\]|[a-z]+\[.*\]|constrained-[a-z]+|lax-or-strict)$", re.S)
+
+
+def _client_errors(raw: Sequence[Any]) -> list[FieldError]:
+    """pydantic's errors as the client should see them: field paths only, without the union branches tried.
+
+    For ``X | None`` pydantic reports a second error at ``[..., "none"]`` ("input should be None"): that branch
+    is dropped, and the ``X`` branch's tag that follows the same path is removed from its ``loc``.
+    """
+    none_paths = [tuple(e["loc"][:-1]) for e in raw if e.get("type") == "none_required" and e.get("loc")]
+    errors: list[FieldError] = []
+    for e in raw:
+        loc = list(e.get("loc", ()))
+        if e.get("type") == "none_required" and len(raw) > 1:
+            continue
+        for path in none_paths:
+            # a union's errors always carry the branch tag right after the path ("uuid", "str", a model name)
+            if tuple(loc[: len(path)]) == path and len(loc) > len(path) and isinstance(loc[len(path)], str):
+                del loc[len(path)]
+                break
+        loc = [p for p in loc if not (isinstance(p, str) and _UNION_BRANCH.match(p))]
+        error = FieldError(loc=_loc(loc), msg=str(e.get("msg", "")), type=str(e.get("type", "")))
+        if error not in errors:
+            errors.append(error)
+    return errors
+
+
 async def handle_validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    errors = [
-        FieldError(loc=_loc(e.get("loc", ())), msg=str(e.get("msg", "")), type=str(e.get("type", "")))
-        for e in exc.errors()
-    ]
+    errors = _client_errors(exc.errors())
     fields = ", ".join(".".join(str(p) for p in e.loc) for e in errors[:5])
     return problem_response(
         request,
