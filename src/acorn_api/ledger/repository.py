@@ -19,7 +19,16 @@ from sqlalchemy import Select, and_, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from acorn_api.core.repository import AccountScopedRepository
-from acorn_api.ledger.models import Import, ImportMapping, ImportStatus, Invoice, LedgerEntry, Payment, PaymentLine
+from acorn_api.ledger.models import (
+    Import,
+    ImportMapping,
+    ImportStatus,
+    Invoice,
+    InvoiceLine,
+    LedgerEntry,
+    Payment,
+    PaymentLine,
+)
 from acorn_api.ledger.reports import STAGE_COLUMNS, Record
 
 
@@ -151,6 +160,14 @@ class InvoiceRepository(AccountScopedRepository[Invoice]):
         row: Invoice | None = await session.scalar(self.select(account_id).where(Invoice.invoice_number == number))
         return row
 
+    async def lines(self, session: AsyncSession, account_id: uuid.UUID, number: str) -> Sequence[InvoiceLine]:
+        rows = await session.scalars(
+            select(InvoiceLine)
+            .where(InvoiceLine.account_id == account_id, InvoiceLine.invoice_number == number)
+            .order_by(InvoiceLine.created_at, InvoiceLine.source_row, InvoiceLine.id)
+        )
+        return rows.all()
+
 
 class PaymentRepository(AccountScopedRepository[Payment]):
     model = Payment
@@ -208,18 +225,21 @@ class Stage:
         self.records = f"import_stage_{suffix}"
         self.dates = f"import_dates_{suffix}"
         self.loaded = f"import_loaded_{suffix}"
+        self.ids = f"import_ids_{suffix}"
 
     async def create(self) -> None:
         columns = ", ".join(f"{c} {_STAGE_TYPES.get(c, 'text')}" for c in STAGE_COLUMNS)
         await self.conn.execute(
-            f"DROP TABLE IF EXISTS {self.records}, {self.dates}, {self.loaded};"
+            f"DROP TABLE IF EXISTS {self.records}, {self.dates}, {self.loaded}, {self.ids};"
             f"CREATE TEMP TABLE {self.records} ({columns}) ON COMMIT DROP;"
             f"CREATE TEMP TABLE {self.dates} (raw text PRIMARY KEY, d date NOT NULL) ON COMMIT DROP;"
             f"CREATE TEMP TABLE {self.loaded} (row integer NOT NULL) ON COMMIT DROP;"
+            f"CREATE TEMP TABLE {self.ids} (row integer NOT NULL, natural_key text NOT NULL, id uuid NOT NULL) "
+            "ON COMMIT DROP;"
         )
 
     async def drop(self) -> None:
-        await self.conn.execute(f"DROP TABLE IF EXISTS {self.records}, {self.dates}, {self.loaded}")
+        await self.conn.execute(f"DROP TABLE IF EXISTS {self.records}, {self.dates}, {self.loaded}, {self.ids}")
 
     async def copy(self, batch: list[Record]) -> None:
         await self.conn.copy_records_to_table(self.records, records=batch, columns=STAGE_COLUMNS)
@@ -254,7 +274,7 @@ class Stage:
         invoice_source: str,
     ) -> int:
         """Move the staged records into the ledger tables; returns how many rows added something."""
-        s, d, loaded = self.records, self.dates, self.loaded
+        s, d, loaded, ids = self.records, self.dates, self.loaded, self.ids
         # temporary tables have no statistics until analysed: without them the planner nests loops over
         # millions of staged rows instead of hashing them
         await self._run("analyze", f"ANALYZE {s}; ANALYZE {d}")
@@ -289,13 +309,20 @@ class Stage:
                 AND NOT (r.entry_type = 'invoice' AND EXISTS (SELECT 1 FROM invoices i WHERE i.account_id = $1
                          AND i.invoice_number = r.invoice_number AND i.source = 'submission'))
               ON CONFLICT (account_id, natural_key) DO NOTHING
-              RETURNING source_row)
-            INSERT INTO {loaded} SELECT source_row FROM ins
+              RETURNING source_row, natural_key, id)
+            INSERT INTO {ids} SELECT source_row, natural_key, id FROM ins
             """,
             account_id,
             import_id,
             store_id,
             fallback_date,
+        )
+        await self._run("analyze_ids", f"ANALYZE {ids}")
+        # the entry a payment line or invoice points at: the one just added (a hash join on the small id
+        # table), else the one already in the ledger (an index probe, only for those)
+        entry_id = (
+            "COALESCE(ids.id, (SELECT le.id FROM ledger_entries le WHERE le.account_id = $1 "
+            "AND le.natural_key = {key}))"
         )
         await self._run(
             "payments",
@@ -337,11 +364,11 @@ class Stage:
                 entry_type, invoice_amount, currency, withholding_amount, terms_discount, amount_paid,
                 remaining_amount, ledger_entry_id, source_import_id, source_row, natural_key)
               SELECT gen_random_uuid(), $1, r.payment_number, r.invoice_number, od.d, r.description, r.entry_type,
-                r.amount2, r.currency, r.withholding, r.terms_discount, r.amount_paid, r.remaining, le.id, $2, r.row,
-                r.natural_key
+                r.amount2, r.currency, r.withholding, r.terms_discount, r.amount_paid, r.remaining,
+                {entry_id.format(key="r.entry_key")}, $2, r.row, r.natural_key
               FROM {s} r
               LEFT JOIN {d} od ON od.raw = r.occurred_raw
-              LEFT JOIN ledger_entries le ON le.account_id = $1 AND le.natural_key = r.entry_key
+              LEFT JOIN {ids} ids ON ids.natural_key = r.entry_key
               WHERE r.kind = 'line'
               ON CONFLICT (account_id, natural_key) DO NOTHING
               RETURNING source_row)
@@ -358,17 +385,18 @@ class Stage:
               INSERT INTO invoices (id, account_id, invoice_number, invoice_date, due_on, po_number, vendor_code,
                 store_id, amount, currency, source, source_import_id, ledger_entry_id)
               SELECT gen_random_uuid(), $1, r.invoice_number, od.d, dd.d, r.po_number, r.vendor_code,
-                COALESCE($3::uuid, sc.id, vc.id), r.amount, r.currency, $4, $2, le.id
-              FROM (SELECT DISTINCT ON (invoice_number) * FROM {s} WHERE kind = 'invoice'
+                COALESCE($3::uuid, sc.id, vc.id), r.amount, r.currency, $4, $2,
+                {entry_id.format(key="r.natural_key")}
+              FROM (SELECT DISTINCT ON (invoice_number) * FROM {s} WHERE kind = 'entry' AND entry_type = 'invoice'
                     ORDER BY invoice_number, row) r
               LEFT JOIN {d} od ON od.raw = r.occurred_raw
               LEFT JOIN {d} dd ON dd.raw = r.due_raw
               LEFT JOIN vc ON vc.code = r.vendor_code
               LEFT JOIN sc ON sc.code = r.store_code
-              LEFT JOIN ledger_entries le ON le.account_id = $1 AND le.natural_key = r.entry_key
+              LEFT JOIN {ids} ids ON ids.natural_key = r.natural_key
               ON CONFLICT (account_id, invoice_number) DO NOTHING
               RETURNING invoice_number)
-            INSERT INTO {loaded} SELECT r.row FROM ins JOIN {s} r ON r.kind = 'invoice'
+            INSERT INTO {loaded} SELECT r.row FROM ins JOIN {s} r ON r.kind = 'entry' AND r.entry_type = 'invoice'
               AND r.invoice_number = ins.invoice_number
             """,
             account_id,
@@ -376,5 +404,24 @@ class Stage:
             store_id,
             invoice_source,
         )
-        count: int = await self.conn.fetchval(f"SELECT count(DISTINCT row) FROM {loaded}")
+        await self._run(
+            "invoice_lines",
+            f"""
+            WITH ins AS (
+              INSERT INTO invoice_lines (id, account_id, invoice_number, asin, quantity, unit_cost, amount, currency,
+                source_import_id, source_row, raw, natural_key)
+              SELECT gen_random_uuid(), $1, r.invoice_number, r.asin, r.quantity, r.amount, r.quantity * r.amount,
+                r.currency, $2, r.row, COALESCE(r.raw::jsonb, '{{}}'::jsonb), r.natural_key
+              FROM {s} r
+              WHERE r.kind = 'invoice_line'
+              ON CONFLICT (account_id, natural_key) DO NOTHING
+              RETURNING source_row)
+            INSERT INTO {loaded} SELECT source_row FROM ins
+            """,
+            account_id,
+            import_id,
+        )
+        count: int = await self.conn.fetchval(
+            f"SELECT count(*) FROM (SELECT row FROM {loaded} UNION SELECT row FROM {ids}) AS added"
+        )
         return count
