@@ -224,7 +224,10 @@ STAGE_COLUMNS = (
     "quantity",
     "raw",
     "natural_key",
-    "entry_key",  # a payment line's ledger entry
+    # a remittance line's main entry (its payment, or the deduction) carries the payment line too: the line's
+    # natural key here, its amounts in amount2 (invoice amount), withholding, terms_discount, amount_paid and
+    # remaining, its document in invoice_number (or reference, for a deduction)
+    "line_key",
     "amount2",  # payment: amount in payment currency; line: invoice amount
     "currency2",  # payment: payment currency
     "rate",
@@ -499,7 +502,7 @@ _C_AMOUNT2 = _E["amount2"]
 _C_AMOUNT_PAID = _E["amount_paid"]
 _C_CURRENCY = _E["currency"]
 _C_DESCRIPTION = _E["description"]
-_C_ENTRY_KEY = _E["entry_key"]
+_C_LINE_KEY = _E["line_key"]
 _C_ENTRY_TYPE = _E["entry_type"]
 _C_INVOICE_NUMBER = _E["invoice_number"]
 _C_NATURAL_KEY = _E["natural_key"]
@@ -515,7 +518,8 @@ _C_WITHHOLDING = _E["withholding"]
 
 def remittance_line(c: Cells, row: int) -> list[Record]:
     """Per line: the invoice entry (when the line gives its amount) and the payment entry (plus terms
-    discount and withholding), or the deduction the document names; and the payment line itself.
+    discount and withholding), or the deduction the document names; the payment line rides on the payment
+    entry or the deduction (``line_key``).
 
     The hot path of a remittance: records are built from a template, not by keyword.
     """
@@ -545,9 +549,18 @@ def remittance_line(c: Cells, row: int) -> list[Record]:
     common[_C_OCCURRED_RAW] = occurred
     common[_C_PAYMENT_NUMBER] = payment
     common[_C_DESCRIPTION] = description
+    # the main entry (the payment, or the deduction) carries the payment line: one staged record, not two
+    main = common.copy()
+    main[0] = "entry"
+    main[_C_RAW] = raw
+    main[_C_AMOUNT2] = invoice_amount
+    main[_C_WITHHOLDING] = withholding
+    main[_C_TERMS_DISCOUNT] = discount
+    main[_C_AMOUNT_PAID] = paid
+    main[_C_REMAINING] = remaining
+    main[_C_LINE_KEY] = natural_key("line", payment, document)
     out: list[Record] = []
     if entry_type is EntryType.invoice:
-        main_key = natural_key("payment", payment, document)
         if invoice_amount is not None:
             e = common.copy()
             e[0] = "entry"
@@ -557,14 +570,11 @@ def remittance_line(c: Cells, row: int) -> list[Record]:
             e[_C_NATURAL_KEY] = natural_key("invoice", document)
             e[_C_RAW] = raw
             out.append(tuple(e))
-        e = common.copy()
-        e[0] = "entry"
-        e[_C_ENTRY_TYPE] = _PAYMENT
-        e[_C_AMOUNT] = -paid
-        e[_C_INVOICE_NUMBER] = document
-        e[_C_NATURAL_KEY] = main_key
-        e[_C_RAW] = raw
-        out.append(tuple(e))
+        main[_C_ENTRY_TYPE] = _PAYMENT
+        main[_C_AMOUNT] = -paid
+        main[_C_INVOICE_NUMBER] = document
+        main[_C_NATURAL_KEY] = natural_key("payment", payment, document)
+        out.append(tuple(main))
         for kind, value in ((EntryType.terms_discount, discount), (EntryType.withholding, withholding)):
             if value:
                 e = common.copy()
@@ -576,28 +586,12 @@ def remittance_line(c: Cells, row: int) -> list[Record]:
                 out.append(tuple(e))
     else:
         value = paid if paid else (invoice_amount if invoice_amount is not None else paid)
-        main_key = natural_key("deduction", document)
-        e = common.copy()
-        e[0] = "entry"
-        e[_C_ENTRY_TYPE] = entry_type.value
-        e[_C_AMOUNT] = _signed(entry_type, value)
-        e[_C_INVOICE_NUMBER] = base
-        e[_C_REFERENCE] = document
-        e[_C_NATURAL_KEY] = main_key
-        e[_C_RAW] = raw
-        out.append(tuple(e))
-    line = common
-    line[0] = "line"
-    line[_C_ENTRY_TYPE] = entry_type.value
-    line[_C_INVOICE_NUMBER] = document
-    line[_C_AMOUNT2] = invoice_amount
-    line[_C_WITHHOLDING] = withholding
-    line[_C_TERMS_DISCOUNT] = discount
-    line[_C_AMOUNT_PAID] = paid
-    line[_C_REMAINING] = remaining
-    line[_C_NATURAL_KEY] = natural_key("line", payment, document)
-    line[_C_ENTRY_KEY] = main_key
-    out.append(tuple(line))
+        main[_C_ENTRY_TYPE] = entry_type.value
+        main[_C_AMOUNT] = _signed(entry_type, value)
+        main[_C_INVOICE_NUMBER] = base
+        main[_C_REFERENCE] = document
+        main[_C_NATURAL_KEY] = natural_key("deduction", document)
+        out.append(tuple(main))
     return out
 
 

@@ -271,20 +271,19 @@ class Stage:
         await self.conn.execute(sql, *args)
         self.timings[name] = round(time.perf_counter() - started, 3)
 
-    async def _any_new(self, name: str, kind: str, table: str, key: str, account_id: uuid.UUID) -> bool:
-        """Whether any staged record of ``kind`` is missing from ``table`` (matched on ``key``).
+    async def _any_new(
+        self, name: str, account_id: uuid.UUID, *, where: str, table: str, column: str, staged: str
+    ) -> bool:
+        """Whether any staged record matching ``where`` is missing from ``table`` (``column`` = ``staged``).
 
         The search stops at the first new record, so it costs nothing on a new file; on a re-import of
         known rows it is one index probe per record, and the insert with its joins is skipped altogether.
         """
         started = time.perf_counter()
-        extra = " AND r.entry_type = 'invoice'" if table == "invoices" else ""
-        column = "invoice_number" if table == "invoices" else "natural_key"
         found: bool = await self.conn.fetchval(
-            f"SELECT EXISTS (SELECT 1 FROM {self.records} r WHERE r.kind = $2{extra} AND NOT EXISTS "
-            f"(SELECT 1 FROM {table} t WHERE t.account_id = $1 AND t.{key} = r.{column}))",
+            f"SELECT EXISTS (SELECT 1 FROM {self.records} r WHERE {where} AND NOT EXISTS "
+            f"(SELECT 1 FROM {table} t WHERE t.account_id = $1 AND t.{column} = {staged}))",
             account_id,
-            kind,
         )
         self.timings[f"{name}_check"] = round(time.perf_counter() - started, 3)
         return found
@@ -308,7 +307,14 @@ class Stage:
             "WHERE st.account_id = $1 ORDER BY u.vcode, st.created_at), "
             "sc AS (SELECT code, id FROM stores WHERE account_id = $1)"
         )
-        new_entries = await self._any_new("entries", "entry", "ledger_entries", "natural_key", account_id)
+        new_entries = await self._any_new(
+            "entries",
+            account_id,
+            where="r.kind = 'entry'",
+            table="ledger_entries",
+            column="natural_key",
+            staged="r.natural_key",
+        )
         await self._run(
             "entries",
             f"""
@@ -375,14 +381,21 @@ class Stage:
             f"""
             INSERT INTO payments (id, account_id, payment_number, currency, source_import_id)
             SELECT gen_random_uuid(), $1, l.payment_number, min(l.currency), $2
-            FROM {s} l WHERE l.kind = 'line' AND l.payment_number IS NOT NULL
+            FROM {s} l WHERE l.kind = 'entry' AND l.line_key IS NOT NULL AND l.payment_number IS NOT NULL
             GROUP BY l.payment_number
             ON CONFLICT (account_id, payment_number) DO NOTHING
             """,
             account_id,
             import_id,
         )
-        new_lines = await self._any_new("payment_lines", "line", "payment_lines", "natural_key", account_id)
+        new_lines = await self._any_new(
+            "payment_lines",
+            account_id,
+            where="r.kind = 'entry' AND r.line_key IS NOT NULL",
+            table="payment_lines",
+            column="natural_key",
+            staged="r.line_key",
+        )
         await self._run(
             "payment_lines",
             f"""
@@ -390,13 +403,16 @@ class Stage:
               INSERT INTO payment_lines (id, account_id, payment_number, invoice_number, invoice_date, description,
                 entry_type, invoice_amount, currency, withholding_amount, terms_discount, amount_paid,
                 remaining_amount, ledger_entry_id, source_import_id, source_row, natural_key)
-              SELECT gen_random_uuid(), $1, r.payment_number, r.invoice_number, od.d, r.description, r.entry_type,
+              SELECT gen_random_uuid(), $1, r.payment_number, COALESCE(r.reference, r.invoice_number), od.d,
+                r.description,
+                -- a plain invoice's line rides on its payment entry; the line is of the invoice
+                CASE WHEN r.entry_type = 'payment' THEN 'invoice' ELSE r.entry_type END,
                 r.amount2, r.currency, r.withholding, r.terms_discount, r.amount_paid, r.remaining,
-                {entry_id.format(key="r.entry_key")}, $2, r.row, r.natural_key
+                {entry_id.format(key="r.natural_key")}, $2, r.row, r.line_key
               FROM {s} r
               LEFT JOIN {d} od ON od.raw = r.occurred_raw
-              LEFT JOIN {ids} ids ON ids.natural_key = r.entry_key
-              WHERE r.kind = 'line'
+              LEFT JOIN {ids} ids ON ids.natural_key = r.natural_key
+              WHERE r.kind = 'entry' AND r.line_key IS NOT NULL
               ON CONFLICT (account_id, natural_key) DO NOTHING
               RETURNING source_row)
             INSERT INTO {loaded} SELECT source_row FROM ins
@@ -405,7 +421,14 @@ class Stage:
             import_id,
             when=new_lines,
         )
-        new_invoices = await self._any_new("invoices", "entry", "invoices", "invoice_number", account_id)
+        new_invoices = await self._any_new(
+            "invoices",
+            account_id,
+            where="r.kind = 'entry' AND r.entry_type = 'invoice'",
+            table="invoices",
+            column="invoice_number",
+            staged="r.invoice_number",
+        )
         await self._run(
             "invoices",
             f"""
@@ -435,7 +458,12 @@ class Stage:
             when=new_invoices,
         )
         new_invoice_lines = await self._any_new(
-            "invoice_lines", "invoice_line", "invoice_lines", "natural_key", account_id
+            "invoice_lines",
+            account_id,
+            where="r.kind = 'invoice_line'",
+            table="invoice_lines",
+            column="natural_key",
+            staged="r.natural_key",
         )
         await self._run(
             "invoice_lines",
