@@ -135,3 +135,18 @@ async def test_another_accounts_lines_are_not_shown(
     await run_import(files.to_csv(LINES).encode(), "invoices", tenant=other_account)
     assert (await _invoice(client, account, "E-1"))["lines"] == []
     assert (await client.get("/v1/invoices/E-1", headers=other_account.headers())).status_code == 404
+
+
+async def test_an_xlsx_line_file_with_numeric_cells(
+    run_import: RunImport, client: httpx.AsyncClient, account: Tenant
+) -> None:
+    invoices, _ = files.erp_invoices(["E-1"])
+    await run_import(files.to_csv(invoices).encode(), "invoices")
+    rows: list[list[Any]] = [LINES[0], ["E-1", "B000000001", 3, 10.25], ["E-1", "B000000002", 1, 1200]]
+    imp = await run_import(files.to_xlsx(rows), "invoices", filename="lines.xlsx")
+    assert (imp["status"], imp["detected_format"], imp["rows_loaded"]) == ("succeeded", "xlsx", 2), imp
+    e1 = await _invoice(client, account, "E-1")
+    assert [(x["quantity"], x["unit_cost"], x["amount"]) for x in e1["lines"]] == [
+        (3, "10.2500", "30.7500"),
+        (1, "1200.0000", "1200.0000"),
+    ]
