@@ -240,6 +240,14 @@ async def test_an_invoice_is_submitted_and_tracked_until_amazon_accepts_it(
     assert status == "succeeded"
     got = (await committing_client.get(r.headers["location"], headers=tenant.headers())).json()
     assert got["transaction_status"] == "Success" and got["transaction_id"] and got["raw_document_id"]
+    # accepted: the invoice is in the ledger with the submission as its source (no ERP file needed)
+    invoice = await committing_client.get(f"/v1/invoices/{got['invoice_number']}", headers=tenant.headers())
+    assert invoice.status_code == 200, invoice.text
+    body = invoice.json()
+    total = Decimal(got["total"]["amount"])
+    assert (body["source"], body["source_submission_id"]) == ("submission", got["id"])
+    assert (Decimal(body["amount"]), body["currency"]) == (total, got["total"]["currency"])
+    assert [(e["entry_type"], Decimal(e["amount"])) for e in body["entries"]] == [("invoice", total)]
 
 
 async def test_an_invoice_amazon_rejects_records_the_transaction_errors(
@@ -259,6 +267,9 @@ async def test_an_invoice_amazon_rejects_records_the_transaction_errors(
     got = (await committing_client.get(f"/v1/invoice-submissions/{r.json()['id']}", headers=tenant.headers())).json()
     assert got["transaction_status"] == "Failure"
     assert got["errors"][0]["code"] == "InvoiceTotalMismatch"
+    # rejected: nothing enters the ledger
+    invoice = await committing_client.get(f"/v1/invoices/{body['invoice_number']}", headers=tenant.headers())
+    assert invoice.status_code == 404
 
 
 async def test_an_invoice_number_is_submitted_once_per_connection(

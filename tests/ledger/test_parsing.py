@@ -7,12 +7,12 @@ from datetime import date
 from decimal import Decimal
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from acorn_api.ledger.models import EntryType
 from acorn_api.ledger.parsing import DateDetector, FileProblem, ValueProblem, detect_encoding, parse_amount
-from acorn_api.ledger.reports import classify
+from acorn_api.ledger.reports import Cells, RowContext, RowProblem, classify
 from tests.ledger.files import DATE_WRITERS, eu_amount, us_amount
 
 money = st.decimals(min_value=Decimal("-999999999.99"), max_value=Decimal("999999999.99"), places=2)
@@ -48,6 +48,38 @@ def test_indian_grouping(value: int) -> None:
         groups.insert(0, head)
     text = ",".join([*groups, tail]) + ".50"
     assert parse_amount("₹" + text).value == Decimal(value) + Decimal("0.50")
+
+
+def _cell_amount(text: str) -> tuple[Decimal | None, str | None] | str:
+    cells = Cells({"amount": text}, RowContext(dates=DateDetector(), default_currency=None, extras=[]), clean=True)
+    try:
+        return cells.amount("amount")
+    except RowProblem as problem:
+        return problem.reason
+
+
+def _reference_amount(text: str) -> tuple[Decimal, str | None] | str:
+    """What a cell reads as through ``parse_amount`` alone (the rules before the fast paths)."""
+    try:
+        parsed = parse_amount(text)
+    except ValueProblem as problem:
+        return str(problem)
+    if abs(parsed.value) >= Decimal("1e16") or parsed.value != parsed.value.quantize(Decimal("0.0001")):
+        return "out of range or more than 4 decimals"
+    return parsed.value, parsed.currency
+
+
+amount_texts = st.one_of(
+    st.decimals(min_value=Decimal("-1e17"), max_value=Decimal("1e17"), allow_nan=False, places=5).map(str),
+    st.decimals(min_value=Decimal("-1e17"), max_value=Decimal("1e17"), allow_nan=False, places=2).map(us_amount),
+    st.from_regex(r"-?[0-9]{1,18}(\.[0-9]{0,6})?|-?[0-9]{1,4}(,[0-9]{1,4}){0,5}(\.[0-9]{1,5})?", fullmatch=True),
+)
+
+
+@settings(max_examples=300)
+@given(amount_texts)
+def test_the_fast_amount_paths_read_what_parse_amount_reads(text: str) -> None:
+    assert _cell_amount(text) == _reference_amount(text)
 
 
 @pytest.mark.parametrize("text", ["", "abc", "1,2,3", "12..5", "--", "1.2.3,4,5", "NaN", "Infinity", "(", "$"])

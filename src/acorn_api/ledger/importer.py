@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import operator
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from acorn_api.ledger.parsing import DateDetector, FileProblem, detect_encoding, normalise_header
-from acorn_api.ledger.reports import BUILDERS, SECTIONS, Cells, Record, RowContext, RowProblem, Section
+from acorn_api.ledger.parsing import CONTROL_CHARACTERS, DateDetector, FileProblem, detect_encoding, normalise_header
+from acorn_api.ledger.reports import BUILDERS, SECTIONS, Builder, Cells, Record, RowContext, RowProblem, Section
 
 BATCH_ROWS = 5000
 MAX_ROW_ERRORS = 1000
@@ -144,6 +145,25 @@ class _Layout:
     section: Section
     columns: list[tuple[int, str]]  # cell index -> field name or original header (extras)
     ctx: RowContext
+    build: Builder
+    width: int = 0  # cells a full row has (the last mapped index + 1)
+    names: tuple[str, ...] = ()
+    pick: Callable[[list[str]], Any] = lambda cells: ()  # the mapped cells of a full row, in ``names`` order
+
+    def __post_init__(self) -> None:
+        self.width = max((i for i, _ in self.columns), default=-1) + 1
+        self.names = tuple(name for _, name in self.columns)
+        indexes = [i for i, _ in self.columns]
+        if len(indexes) == 1:
+            only = indexes[0]
+            self.pick = lambda cells: (cells[only],)
+        elif indexes:
+            self.pick = operator.itemgetter(*indexes)
+
+    def row(self, cells: list[str]) -> dict[str, str]:
+        if len(cells) >= self.width:
+            return dict(zip(self.names, map(str.strip, self.pick(cells)), strict=True))
+        return {name: (cells[i].strip() if i < len(cells) else "") for i, name in self.columns}
 
 
 class FileParser:
@@ -208,7 +228,8 @@ class FileParser:
         ctx = RowContext(
             dates=self.result.dates, default_currency=self.default_currency, extras=extras, headers=headers
         )
-        return _Layout(self.sections[index], columns, ctx)
+        section = self.sections[index]
+        return _Layout(section, columns, ctx, BUILDERS[(self.report_type, section.name)])
 
     def _missing(self, best: tuple[int, set[str], list[str]] | None) -> FileProblem:
         if best is None:
@@ -235,6 +256,8 @@ class FileParser:
         batch_rows = 0
         shared_payments: list[str] = []
         shared_occurrences: dict[str, int] = {}
+        shared_amounts: dict[str, Any] = {}
+        control = CONTROL_CHARACTERS
         for line, cells in self._rows():
             if not any(c.strip() for c in cells):
                 continue
@@ -249,6 +272,7 @@ class FileParser:
                     layout = self._layout(section_index, cells)
                     layout.ctx.payment_numbers = shared_payments
                     layout.ctx.occurrences = shared_occurrences
+                    layout.ctx.amounts = shared_amounts
                     continue
                 if layout is not None and found is not None and len(found[1]) >= 2:
                     raise self._missing(found)  # the next section's header, with columns missing
@@ -259,9 +283,10 @@ class FileParser:
                         raise self._missing(best)
                     continue
             result.rows_total += 1
-            row = {name: (cells[i].strip() if i < len(cells) else "") for i, name in layout.columns}
+            row = layout.row(cells)
+            clean = control.search("".join(cells)) is None
             try:
-                records = BUILDERS[(self.report_type, layout.section.name)](Cells(row, layout.ctx), line)
+                records = layout.build(Cells(row, layout.ctx, clean), line)
             except RowProblem as problem:
                 result.reject(line, problem.column, problem.value, problem.reason)
                 continue

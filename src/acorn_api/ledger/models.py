@@ -279,3 +279,32 @@ class PaymentLine(AccountKeyedMixin, Base):
         Index("ix_payment_lines_account_id_payment_number", "account_id", "payment_number"),
         Index("ix_payment_lines_account_id_invoice_number", "account_id", "invoice_number"),
     )
+
+
+class InvoiceLine(AccountKeyedMixin, Base):
+    """One line of a vendor invoice (an ERP invoice line file): what was invoiced, per ASIN.
+
+    Lines are detail of an invoice, not money of their own: the invoice's ledger entry carries the amount,
+    so a line adds no ledger entry. A line file may arrive before or after its invoice file; lines are
+    joined to their invoice by number (``(account_id, invoice_number)``), not by a foreign key.
+    """
+
+    __tablename__ = "invoice_lines"
+
+    invoice_number: Mapped[str] = mapped_column(String(64))
+    asin: Mapped[str] = mapped_column(String(20))
+    quantity: Mapped[int] = mapped_column(Integer)
+    unit_cost: Mapped[Decimal] = mapped_column(MONEY)
+    amount: Mapped[Decimal] = mapped_column(MONEY)  # quantity × unit_cost
+    currency: Mapped[str | None] = mapped_column(String(3))  # None: the invoice's currency
+    source_import_id: Mapped[uuid.UUID | None]
+    source_row: Mapped[int | None] = mapped_column(Integer)
+    raw: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict, server_default="{}")
+    natural_key: Mapped[str] = mapped_column(String(300))
+
+    __extra_table_args__ = (
+        tenant_fk(["source_import_id"], "imports"),
+        CheckConstraint("source_row IS NULL OR source_row > 0", name="source_row"),
+        UniqueConstraint("account_id", "natural_key"),
+        Index("ix_invoice_lines_account_id_invoice_number", "account_id", "invoice_number"),
+    )

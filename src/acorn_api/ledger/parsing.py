@@ -295,7 +295,7 @@ def normalise_header(name: str) -> str:
     return " ".join(_HEADER_JUNK.sub(" ", folded).split())
 
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+CONTROL_CHARACTERS = _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 def has_control_characters(text: str) -> bool:

@@ -175,13 +175,26 @@ INVOICES = Section(
     ),
 )
 
+INVOICE_LINES = Section(
+    "lines",
+    (
+        F("invoice_number", ("Invoice Number", "Invoice No", "Invoice #"), True),
+        F("asin", ("ASIN", "Item ASIN"), True),
+        F("quantity", ("Quantity", "Qty", "Invoiced Quantity"), True),
+        F("unit_cost", ("Unit Cost", "Unit Price", "Cost", "Net Cost"), True),
+        F("currency", ("Currency",)),
+    ),
+)
+
 SECTIONS: dict[str, tuple[Section, ...]] = {
     ReportType.remittance: (REMITTANCE_PAYMENTS, REMITTANCE_LINES),
     ReportType.chargebacks: (CHARGEBACKS,),
     ReportType.payables: (PAYABLES,),
     ReportType.coop: (COOP,),
     ReportType.returns: (RETURNS,),
-    ReportType.invoices: (INVOICES,),
+    # an invoices upload is an invoice file, a line file, or both stacked (each recognised by its header)
+    ReportType.invoices: (INVOICES, INVOICE_LINES),
+    ReportType.invoice_lines: (INVOICE_LINES,),
 }
 SUPPORTED_REPORT_TYPES = tuple(SECTIONS)
 
@@ -193,7 +206,7 @@ def known_fields(report_type: str) -> set[str]:
 # --- staged records ----------------------------------------------------------------------------------
 
 STAGE_COLUMNS = (
-    "kind",  # entry | payment | line | invoice
+    "kind",  # entry | payment | line | invoice_line (an invoice is its invoice entry)
     "row",
     "entry_type",
     "amount",
@@ -211,7 +224,10 @@ STAGE_COLUMNS = (
     "quantity",
     "raw",
     "natural_key",
-    "entry_key",  # a line's or invoice's ledger entry
+    # a remittance line's main entry (its payment, or the deduction) carries the payment line too: the line's
+    # natural key here, its amounts in amount2 (invoice amount), withholding, terms_discount, amount_paid and
+    # remaining, its document in invoice_number (or reference, for a deduction)
+    "line_key",
     "amount2",  # payment: amount in payment currency; line: invoice amount
     "currency2",  # payment: payment currency
     "rate",
@@ -227,8 +243,11 @@ _N = len(STAGE_COLUMNS)
 _IDX = {name: i for i, name in enumerate(STAGE_COLUMNS)}
 
 
+_EMPTY: list[Any] = [None] * _N
+
+
 def record(kind: str, row: int, **values: Any) -> Record:
-    out: list[Any] = [None] * _N
+    out = _EMPTY.copy()
     out[0] = kind
     out[1] = row
     for name, value in values.items():
@@ -273,17 +292,33 @@ class RowContext:
     headers: dict[str, str] = field(default_factory=dict)  # field name -> original header (for errors)
     payment_numbers: list[str] = field(default_factory=list)
     occurrences: dict[str, int] = field(default_factory=dict)
+    amounts: dict[str, tuple[Decimal, str | None] | str] = field(default_factory=dict)  # see Cells.amount
 
 
 Row = dict[str, str]  # field name -> cell text (stripped); unknown columns under their original header
 
 
-class Cells:
-    """Typed access to one row's fields; every failure names the column as the file spells it."""
+_PLAIN = re.compile(r"-?\d{1,16}(?:\.\d{1,4})?")  # needs no parsing: Decimal reads it, and it is in range
+_GROUPED = re.compile(r"-?\d{1,3}(?:,\d{3}){1,4}(?:\.\d{1,4})?")  # 1,234,567.89
+_QUANTUM = Decimal("0.0001")
+_MAX_AMOUNT = Decimal("1e16")
+_AMOUNT_CACHE_SIZE = 50_000
 
-    def __init__(self, row: Row, ctx: RowContext) -> None:
+
+class Cells:
+    """Typed access to one row's fields; every failure names the column as the file spells it.
+
+    ``clean`` says the importer found no control character anywhere in the row, so ``text`` need not
+    look for them cell by cell. Amounts take a fast path for plain numbers (``1234.5``, ``1,234.56``);
+    the rest go through ``parse_amount`` once per distinct text (a bounded cache per file).
+    """
+
+    __slots__ = ("clean", "ctx", "row")
+
+    def __init__(self, row: Row, ctx: RowContext, clean: bool = False) -> None:
         self.row = row
         self.ctx = ctx
+        self.clean = clean
 
     def header(self, name: str) -> str:
         return self.ctx.headers.get(name, name)
@@ -294,7 +329,7 @@ class Cells:
             if required:
                 raise RowProblem(self.header(name), None, "required value is empty")
             return None
-        if has_control_characters(value):
+        if not self.clean and has_control_characters(value):
             raise RowProblem(self.header(name), value, "contains control characters")
         limit = LIMITS.get(name)
         if limit is not None and len(value) > limit:
@@ -307,21 +342,44 @@ class Cells:
         return value
 
     def amount(self, name: str, *, required: bool = False) -> tuple[Decimal | None, str | None]:
-        value = self.text(name, required=required)
-        if value is None:
+        value = self.row.get(name)
+        if not value:
+            if required:
+                raise RowProblem(self.header(name), None, "required value is empty")
             return None, None
+        if _PLAIN.fullmatch(value):
+            return Decimal(value), None
+        if _GROUPED.fullmatch(value):
+            return Decimal(value.replace(",", "")), None
+        cache = self.ctx.amounts
+        found = cache.get(value)
+        if found is None:
+            found = self._parse_amount(name, value)
+            if len(cache) >= _AMOUNT_CACHE_SIZE:
+                cache.clear()
+            cache[value] = found
+        if isinstance(found, str):
+            raise RowProblem(self.header(name), value, found)
+        return found
+
+    def _parse_amount(self, name: str, value: str) -> tuple[Decimal, str | None] | str:
+        """The amount, or the reason it is not one."""
+        if not self.clean and has_control_characters(value):
+            return "contains control characters"
         try:
             parsed = parse_amount(value)
         except ValueProblem as problem:
-            raise RowProblem(self.header(name), value, str(problem)) from None
-        if abs(parsed.value) >= Decimal("1e16") or parsed.value != parsed.value.quantize(Decimal("0.0001")):
-            raise RowProblem(self.header(name), value, "out of range or more than 4 decimals")
+            return str(problem)
+        if abs(parsed.value) >= _MAX_AMOUNT or parsed.value != parsed.value.quantize(_QUANTUM):
+            return "out of range or more than 4 decimals"
         return parsed.value, parsed.currency
 
-    def integer(self, name: str) -> int | None:
-        value = self.text(name)
+    def integer(self, name: str, *, required: bool = False) -> int | None:
+        value = self.text(name, required=required)
         if value is None:
             return None
+        if value.isascii() and value.isdigit() and len(value) < 10:
+            return int(value)
         try:
             number = parse_amount(value).value
         except ValueProblem:
@@ -334,7 +392,7 @@ class Cells:
         value = self.text(name, required=required)
         if value is None:
             return None
-        if not self.ctx.dates.check(value):
+        if value not in self.ctx.dates.seen and not self.ctx.dates.check(value):
             raise RowProblem(self.header(name), value, "not a date in a supported format")
         return value
 
@@ -352,6 +410,8 @@ class Cells:
         return chosen
 
     def raw(self) -> str | None:
+        if not self.ctx.extras:
+            return None
         extras = {h: self.row[h] for h in self.ctx.extras if self.row.get(h)}
         return orjson.dumps(extras).decode() if extras else None
 
@@ -435,7 +495,34 @@ def remittance_payment(c: Cells, row: int) -> list[Record]:
     ]
 
 
+_E = {name: i for i, name in enumerate(STAGE_COLUMNS)}
+_INVOICE, _PAYMENT = EntryType.invoice.value, EntryType.payment.value
+_C_AMOUNT = _E["amount"]
+_C_AMOUNT2 = _E["amount2"]
+_C_AMOUNT_PAID = _E["amount_paid"]
+_C_CURRENCY = _E["currency"]
+_C_DESCRIPTION = _E["description"]
+_C_LINE_KEY = _E["line_key"]
+_C_ENTRY_TYPE = _E["entry_type"]
+_C_INVOICE_NUMBER = _E["invoice_number"]
+_C_NATURAL_KEY = _E["natural_key"]
+_C_OCCURRED_RAW = _E["occurred_raw"]
+_C_PAYMENT_NUMBER = _E["payment_number"]
+_C_RAW = _E["raw"]
+_C_REFERENCE = _E["reference"]
+_C_REMAINING = _E["remaining"]
+_C_ROW = _E["row"]
+_C_TERMS_DISCOUNT = _E["terms_discount"]
+_C_WITHHOLDING = _E["withholding"]
+
+
 def remittance_line(c: Cells, row: int) -> list[Record]:
+    """Per line: the invoice entry (when the line gives its amount) and the payment entry (plus terms
+    discount and withholding), or the deduction the document names; the payment line rides on the payment
+    entry or the deduction (``line_key``).
+
+    The hot path of a remittance: records are built from a template, not by keyword.
+    """
     payment = c.text("payment_number")
     if payment is None:
         if len(set(c.ctx.payment_numbers)) != 1:
@@ -446,103 +533,65 @@ def remittance_line(c: Cells, row: int) -> list[Record]:
     description = c.text("description")
     invoice_amount, s1 = c.amount("invoice_amount")
     paid, s2 = c.amount("amount_paid", required=True)
+    assert paid is not None
     withholding, _ = c.amount("withholding_amount")
     discount, _ = c.amount("terms_discount")
     remaining, _ = c.amount("remaining_amount")
     currency = c.currency("invoice_currency", s1, s2, c.ctx.default_currency)
-    entry_type, base = classify(document, description)
+    if description is None and document.isascii() and document.isdigit():
+        entry_type, base = EntryType.invoice, None  # the common case, without the classification rules
+    else:
+        entry_type, base = classify(document, description)
     raw = c.raw()
-    common = {"currency": currency, "occurred_raw": occurred, "payment_number": payment, "description": description}
+    common = _EMPTY.copy()
+    common[_C_ROW] = row
+    common[_C_CURRENCY] = currency
+    common[_C_OCCURRED_RAW] = occurred
+    common[_C_PAYMENT_NUMBER] = payment
+    common[_C_DESCRIPTION] = description
+    # the main entry (the payment, or the deduction) carries the payment line: one staged record, not two
+    main = common.copy()
+    main[0] = "entry"
+    main[_C_RAW] = raw
+    main[_C_AMOUNT2] = invoice_amount
+    main[_C_WITHHOLDING] = withholding
+    main[_C_TERMS_DISCOUNT] = discount
+    main[_C_AMOUNT_PAID] = paid
+    main[_C_REMAINING] = remaining
+    main[_C_LINE_KEY] = natural_key("line", payment, document)
     out: list[Record] = []
     if entry_type is EntryType.invoice:
-        main_key = natural_key("payment", payment, document)
         if invoice_amount is not None:
-            invoice_key = natural_key("invoice", document)
-            out.append(
-                record(
-                    "entry",
-                    row,
-                    entry_type=EntryType.invoice.value,
-                    amount=invoice_amount,
-                    invoice_number=document,
-                    natural_key=invoice_key,
-                    raw=raw,
-                    **common,
-                )
-            )
-            out.append(
-                record(
-                    "invoice",
-                    row,
-                    amount=invoice_amount,
-                    currency=currency,
-                    occurred_raw=occurred,
-                    invoice_number=document,
-                    natural_key=invoice_key,
-                    entry_key=invoice_key,
-                )
-            )
-        out.append(
-            record(
-                "entry",
-                row,
-                entry_type=EntryType.payment.value,
-                amount=-paid if paid is not None else None,
-                invoice_number=document,
-                natural_key=main_key,
-                raw=raw,
-                **common,
-            )
-        )
+            e = common.copy()
+            e[0] = "entry"
+            e[_C_ENTRY_TYPE] = _INVOICE
+            e[_C_AMOUNT] = invoice_amount
+            e[_C_INVOICE_NUMBER] = document
+            e[_C_NATURAL_KEY] = natural_key("invoice", document)
+            e[_C_RAW] = raw
+            out.append(tuple(e))
+        main[_C_ENTRY_TYPE] = _PAYMENT
+        main[_C_AMOUNT] = -paid
+        main[_C_INVOICE_NUMBER] = document
+        main[_C_NATURAL_KEY] = natural_key("payment", payment, document)
+        out.append(tuple(main))
         for kind, value in ((EntryType.terms_discount, discount), (EntryType.withholding, withholding)):
             if value:
-                out.append(
-                    record(
-                        "entry",
-                        row,
-                        entry_type=kind.value,
-                        amount=_neg(value),
-                        invoice_number=document,
-                        natural_key=natural_key("payment", payment, document, kind.value),
-                        **common,
-                    )
-                )
+                e = common.copy()
+                e[0] = "entry"
+                e[_C_ENTRY_TYPE] = kind.value
+                e[_C_AMOUNT] = _neg(value)
+                e[_C_INVOICE_NUMBER] = document
+                e[_C_NATURAL_KEY] = natural_key("payment", payment, document, kind.value)
+                out.append(tuple(e))
     else:
         value = paid if paid else (invoice_amount if invoice_amount is not None else paid)
-        assert value is not None
-        main_key = natural_key("deduction", document)
-        out.append(
-            record(
-                "entry",
-                row,
-                entry_type=entry_type.value,
-                amount=_signed(entry_type, value),
-                invoice_number=base,
-                reference=document,
-                natural_key=main_key,
-                raw=raw,
-                **common,
-            )
-        )
-    out.append(
-        record(
-            "line",
-            row,
-            entry_type=entry_type.value,
-            currency=currency,
-            occurred_raw=occurred,
-            payment_number=payment,
-            invoice_number=document,
-            description=description,
-            amount2=invoice_amount,
-            withholding=withholding,
-            terms_discount=discount,
-            amount_paid=paid,
-            remaining=remaining,
-            natural_key=natural_key("line", payment, document),
-            entry_key=main_key,
-        )
-    )
+        main[_C_ENTRY_TYPE] = entry_type.value
+        main[_C_AMOUNT] = _signed(entry_type, value)
+        main[_C_INVOICE_NUMBER] = base
+        main[_C_REFERENCE] = document
+        main[_C_NATURAL_KEY] = natural_key("deduction", document)
+        out.append(tuple(main))
     return out
 
 
@@ -673,13 +722,50 @@ def erp_invoice(c: Cells, row: int) -> list[Record]:
         "vendor_code": c.text("vendor_code"),
         "store_code": c.text("store_code"),
     }
+    # the invoices row is made from this entry when it is loaded
     return [
-        record("entry", row, entry_type=EntryType.invoice.value, amount=amount, natural_key=key, raw=c.raw(), **common),
-        record("invoice", row, amount=amount, natural_key=key, entry_key=key, **common),
+        record("entry", row, entry_type=EntryType.invoice.value, amount=amount, natural_key=key, raw=c.raw(), **common)
     ]
 
 
-BUILDERS: dict[tuple[str, str], Callable[[Cells, int], list[Record]]] = {
+def invoice_line(c: Cells, row: int) -> list[Record]:
+    """One line of an ERP invoice: no ledger entry (the invoice's entry carries the money), an invoice line.
+
+    A line's identity is its invoice, its ASIN and which occurrence of that pair it is in the file, so
+    re-importing the same lines adds nothing.
+    """
+    number = c.required("invoice_number")
+    asin = c.required("asin")
+    quantity = c.integer("quantity", required=True)
+    unit_cost, symbol = c.amount("unit_cost", required=True)
+    assert quantity is not None and unit_cost is not None
+    if unit_cost < 0:
+        raise RowProblem(c.header("unit_cost"), c.row.get("unit_cost"), "a unit cost cannot be negative")
+    if abs(quantity * unit_cost) >= _MAX_AMOUNT:
+        raise RowProblem(c.header("quantity"), str(quantity), "quantity × unit cost is out of range")
+    currency = None
+    if c.text("currency") or symbol or c.ctx.default_currency:
+        currency = c.currency("currency", symbol, c.ctx.default_currency)
+    pair = f"{number}\x1f{asin}"
+    n = c.ctx.occurrences.get(pair, 0) + 1
+    c.ctx.occurrences[pair] = n
+    return [
+        record(
+            "invoice_line",
+            row,
+            invoice_number=number,
+            asin=asin,
+            quantity=quantity,
+            amount=unit_cost,
+            currency=currency,
+            natural_key=natural_key("invoice_line", number, f"{asin}#{n}"),
+            raw=c.raw(),
+        )
+    ]
+
+
+Builder = Callable[[Cells, int], list[Record]]
+BUILDERS: dict[tuple[str, str], Builder] = {
     (ReportType.remittance, "payments"): remittance_payment,
     (ReportType.remittance, "invoices"): remittance_line,
     (ReportType.chargebacks, "chargebacks"): chargeback,
@@ -687,4 +773,6 @@ BUILDERS: dict[tuple[str, str], Callable[[Cells, int], list[Record]]] = {
     (ReportType.coop, "coop"): coop,
     (ReportType.returns, "returns"): vendor_return,
     (ReportType.invoices, "invoices"): erp_invoice,
+    (ReportType.invoices, "lines"): invoice_line,
+    (ReportType.invoice_lines, "lines"): invoice_line,
 }

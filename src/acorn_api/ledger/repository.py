@@ -19,7 +19,16 @@ from sqlalchemy import Select, and_, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from acorn_api.core.repository import AccountScopedRepository
-from acorn_api.ledger.models import Import, ImportMapping, ImportStatus, Invoice, LedgerEntry, Payment, PaymentLine
+from acorn_api.ledger.models import (
+    Import,
+    ImportMapping,
+    ImportStatus,
+    Invoice,
+    InvoiceLine,
+    LedgerEntry,
+    Payment,
+    PaymentLine,
+)
 from acorn_api.ledger.reports import STAGE_COLUMNS, Record
 
 
@@ -151,6 +160,14 @@ class InvoiceRepository(AccountScopedRepository[Invoice]):
         row: Invoice | None = await session.scalar(self.select(account_id).where(Invoice.invoice_number == number))
         return row
 
+    async def lines(self, session: AsyncSession, account_id: uuid.UUID, number: str) -> Sequence[InvoiceLine]:
+        rows = await session.scalars(
+            select(InvoiceLine)
+            .where(InvoiceLine.account_id == account_id, InvoiceLine.invoice_number == number)
+            .order_by(InvoiceLine.created_at, InvoiceLine.source_row, InvoiceLine.id)
+        )
+        return rows.all()
+
 
 class PaymentRepository(AccountScopedRepository[Payment]):
     model = Payment
@@ -208,18 +225,25 @@ class Stage:
         self.records = f"import_stage_{suffix}"
         self.dates = f"import_dates_{suffix}"
         self.loaded = f"import_loaded_{suffix}"
+        self.ids = f"import_ids_{suffix}"
 
     async def create(self) -> None:
         columns = ", ".join(f"{c} {_STAGE_TYPES.get(c, 'text')}" for c in STAGE_COLUMNS)
+        # For this transaction only: the staging statements look expensive to the planner (millions of rows,
+        # subplans), so JIT would compile them, ~1–1.5 s per statement for nothing (they are I/O and index
+        # bound); and the staging sorts (DISTINCT ON) fit in memory instead of spilling to disk.
+        await self.conn.execute("SET LOCAL jit = off; SET LOCAL work_mem = '64MB'")
         await self.conn.execute(
-            f"DROP TABLE IF EXISTS {self.records}, {self.dates}, {self.loaded};"
+            f"DROP TABLE IF EXISTS {self.records}, {self.dates}, {self.loaded}, {self.ids};"
             f"CREATE TEMP TABLE {self.records} ({columns}) ON COMMIT DROP;"
             f"CREATE TEMP TABLE {self.dates} (raw text PRIMARY KEY, d date NOT NULL) ON COMMIT DROP;"
             f"CREATE TEMP TABLE {self.loaded} (row integer NOT NULL) ON COMMIT DROP;"
+            f"CREATE TEMP TABLE {self.ids} (row integer NOT NULL, natural_key text NOT NULL, id uuid NOT NULL) "
+            "ON COMMIT DROP;"
         )
 
     async def drop(self) -> None:
-        await self.conn.execute(f"DROP TABLE IF EXISTS {self.records}, {self.dates}, {self.loaded}")
+        await self.conn.execute(f"DROP TABLE IF EXISTS {self.records}, {self.dates}, {self.loaded}, {self.ids}")
 
     async def copy(self, batch: list[Record]) -> None:
         await self.conn.copy_records_to_table(self.records, records=batch, columns=STAGE_COLUMNS)
@@ -240,10 +264,29 @@ class Stage:
     async def drop_rows(self, rows: list[int]) -> None:
         await self.conn.execute(f"DELETE FROM {self.records} WHERE row = ANY($1::int[])", rows)
 
-    async def _run(self, name: str, sql: str, *args: Any) -> None:
+    async def _run(self, name: str, sql: str, *args: Any, when: bool = True) -> None:
+        if not when:
+            return  # nothing of it is new (see ``_any_new``)
         started = time.perf_counter()
         await self.conn.execute(sql, *args)
         self.timings[name] = round(time.perf_counter() - started, 3)
+
+    async def _any_new(
+        self, name: str, account_id: uuid.UUID, *, where: str, table: str, column: str, staged: str
+    ) -> bool:
+        """Whether any staged record matching ``where`` is missing from ``table`` (``column`` = ``staged``).
+
+        The search stops at the first new record, so it costs nothing on a new file; on a re-import of
+        known rows it is one index probe per record, and the insert with its joins is skipped altogether.
+        """
+        started = time.perf_counter()
+        found: bool = await self.conn.fetchval(
+            f"SELECT EXISTS (SELECT 1 FROM {self.records} r WHERE {where} AND NOT EXISTS "
+            f"(SELECT 1 FROM {table} t WHERE t.account_id = $1 AND t.{column} = {staged}))",
+            account_id,
+        )
+        self.timings[f"{name}_check"] = round(time.perf_counter() - started, 3)
+        return found
 
     async def load(
         self,
@@ -254,7 +297,7 @@ class Stage:
         invoice_source: str,
     ) -> int:
         """Move the staged records into the ledger tables; returns how many rows added something."""
-        s, d, loaded = self.records, self.dates, self.loaded
+        s, d, loaded, ids = self.records, self.dates, self.loaded, self.ids
         # temporary tables have no statistics until analysed: without them the planner nests loops over
         # millions of staged rows instead of hashing them
         await self._run("analyze", f"ANALYZE {s}; ANALYZE {d}")
@@ -263,6 +306,14 @@ class Stage:
             "FROM stores st, unnest(st.vendor_codes) AS u(vcode) "
             "WHERE st.account_id = $1 ORDER BY u.vcode, st.created_at), "
             "sc AS (SELECT code, id FROM stores WHERE account_id = $1)"
+        )
+        new_entries = await self._any_new(
+            "entries",
+            account_id,
+            where="r.kind = 'entry'",
+            table="ledger_entries",
+            column="natural_key",
+            staged="r.natural_key",
         )
         await self._run(
             "entries",
@@ -289,13 +340,21 @@ class Stage:
                 AND NOT (r.entry_type = 'invoice' AND EXISTS (SELECT 1 FROM invoices i WHERE i.account_id = $1
                          AND i.invoice_number = r.invoice_number AND i.source = 'submission'))
               ON CONFLICT (account_id, natural_key) DO NOTHING
-              RETURNING source_row)
-            INSERT INTO {loaded} SELECT source_row FROM ins
+              RETURNING source_row, natural_key, id)
+            INSERT INTO {ids} SELECT source_row, natural_key, id FROM ins
             """,
             account_id,
             import_id,
             store_id,
             fallback_date,
+            when=new_entries,
+        )
+        await self._run("analyze_ids", f"ANALYZE {ids}", when=new_entries)
+        # the entry a payment line or invoice points at: the one just added (a hash join on the small id
+        # table), else the one already in the ledger (an index probe, only for those)
+        entry_id = (
+            "COALESCE(ids.id, (SELECT le.id FROM ledger_entries le WHERE le.account_id = $1 "
+            "AND le.natural_key = {key}))"
         )
         await self._run(
             "payments",
@@ -322,12 +381,20 @@ class Stage:
             f"""
             INSERT INTO payments (id, account_id, payment_number, currency, source_import_id)
             SELECT gen_random_uuid(), $1, l.payment_number, min(l.currency), $2
-            FROM {s} l WHERE l.kind = 'line' AND l.payment_number IS NOT NULL
+            FROM {s} l WHERE l.kind = 'entry' AND l.line_key IS NOT NULL AND l.payment_number IS NOT NULL
             GROUP BY l.payment_number
             ON CONFLICT (account_id, payment_number) DO NOTHING
             """,
             account_id,
             import_id,
+        )
+        new_lines = await self._any_new(
+            "payment_lines",
+            account_id,
+            where="r.kind = 'entry' AND r.line_key IS NOT NULL",
+            table="payment_lines",
+            column="natural_key",
+            staged="r.line_key",
         )
         await self._run(
             "payment_lines",
@@ -336,19 +403,31 @@ class Stage:
               INSERT INTO payment_lines (id, account_id, payment_number, invoice_number, invoice_date, description,
                 entry_type, invoice_amount, currency, withholding_amount, terms_discount, amount_paid,
                 remaining_amount, ledger_entry_id, source_import_id, source_row, natural_key)
-              SELECT gen_random_uuid(), $1, r.payment_number, r.invoice_number, od.d, r.description, r.entry_type,
-                r.amount2, r.currency, r.withholding, r.terms_discount, r.amount_paid, r.remaining, le.id, $2, r.row,
-                r.natural_key
+              SELECT gen_random_uuid(), $1, r.payment_number, COALESCE(r.reference, r.invoice_number), od.d,
+                r.description,
+                -- a plain invoice's line rides on its payment entry; the line is of the invoice
+                CASE WHEN r.entry_type = 'payment' THEN 'invoice' ELSE r.entry_type END,
+                r.amount2, r.currency, r.withholding, r.terms_discount, r.amount_paid, r.remaining,
+                {entry_id.format(key="r.natural_key")}, $2, r.row, r.line_key
               FROM {s} r
               LEFT JOIN {d} od ON od.raw = r.occurred_raw
-              LEFT JOIN ledger_entries le ON le.account_id = $1 AND le.natural_key = r.entry_key
-              WHERE r.kind = 'line'
+              LEFT JOIN {ids} ids ON ids.natural_key = r.natural_key
+              WHERE r.kind = 'entry' AND r.line_key IS NOT NULL
               ON CONFLICT (account_id, natural_key) DO NOTHING
               RETURNING source_row)
             INSERT INTO {loaded} SELECT source_row FROM ins
             """,
             account_id,
             import_id,
+            when=new_lines,
+        )
+        new_invoices = await self._any_new(
+            "invoices",
+            account_id,
+            where="r.kind = 'entry' AND r.entry_type = 'invoice'",
+            table="invoices",
+            column="invoice_number",
+            staged="r.invoice_number",
         )
         await self._run(
             "invoices",
@@ -358,23 +437,53 @@ class Stage:
               INSERT INTO invoices (id, account_id, invoice_number, invoice_date, due_on, po_number, vendor_code,
                 store_id, amount, currency, source, source_import_id, ledger_entry_id)
               SELECT gen_random_uuid(), $1, r.invoice_number, od.d, dd.d, r.po_number, r.vendor_code,
-                COALESCE($3::uuid, sc.id, vc.id), r.amount, r.currency, $4, $2, le.id
-              FROM (SELECT DISTINCT ON (invoice_number) * FROM {s} WHERE kind = 'invoice'
+                COALESCE($3::uuid, sc.id, vc.id), r.amount, r.currency, $4, $2,
+                {entry_id.format(key="r.natural_key")}
+              FROM (SELECT DISTINCT ON (invoice_number) * FROM {s} WHERE kind = 'entry' AND entry_type = 'invoice'
                     ORDER BY invoice_number, row) r
               LEFT JOIN {d} od ON od.raw = r.occurred_raw
               LEFT JOIN {d} dd ON dd.raw = r.due_raw
               LEFT JOIN vc ON vc.code = r.vendor_code
               LEFT JOIN sc ON sc.code = r.store_code
-              LEFT JOIN ledger_entries le ON le.account_id = $1 AND le.natural_key = r.entry_key
+              LEFT JOIN {ids} ids ON ids.natural_key = r.natural_key
               ON CONFLICT (account_id, invoice_number) DO NOTHING
               RETURNING invoice_number)
-            INSERT INTO {loaded} SELECT r.row FROM ins JOIN {s} r ON r.kind = 'invoice'
+            INSERT INTO {loaded} SELECT r.row FROM ins JOIN {s} r ON r.kind = 'entry' AND r.entry_type = 'invoice'
               AND r.invoice_number = ins.invoice_number
             """,
             account_id,
             import_id,
             store_id,
             invoice_source,
+            when=new_invoices,
         )
-        count: int = await self.conn.fetchval(f"SELECT count(DISTINCT row) FROM {loaded}")
+        new_invoice_lines = await self._any_new(
+            "invoice_lines",
+            account_id,
+            where="r.kind = 'invoice_line'",
+            table="invoice_lines",
+            column="natural_key",
+            staged="r.natural_key",
+        )
+        await self._run(
+            "invoice_lines",
+            f"""
+            WITH ins AS (
+              INSERT INTO invoice_lines (id, account_id, invoice_number, asin, quantity, unit_cost, amount, currency,
+                source_import_id, source_row, raw, natural_key)
+              SELECT gen_random_uuid(), $1, r.invoice_number, r.asin, r.quantity, r.amount, r.quantity * r.amount,
+                r.currency, $2, r.row, COALESCE(r.raw::jsonb, '{{}}'::jsonb), r.natural_key
+              FROM {s} r
+              WHERE r.kind = 'invoice_line'
+              ON CONFLICT (account_id, natural_key) DO NOTHING
+              RETURNING source_row)
+            INSERT INTO {loaded} SELECT source_row FROM ins
+            """,
+            account_id,
+            import_id,
+            when=new_invoice_lines,
+        )
+        count: int = await self.conn.fetchval(
+            f"SELECT count(*) FROM (SELECT row FROM {loaded} UNION SELECT row FROM {ids}) AS added"
+        )
         return count

@@ -27,6 +27,7 @@ from acorn_api.ledger.repository import EntryFilters
 from acorn_api.ledger.schemas import (
     ImportOut,
     InvoiceDetail,
+    InvoiceLineOut,
     InvoiceOut,
     IsoDate,
     LedgerEntryOut,
@@ -290,19 +291,29 @@ async def list_invoices(
 @invoices_router.get(
     "/{invoice_number}",
     summary="Get an invoice with every entry on it",
-    description="The invoice, its balance (sum of its entries in its currency) and every ledger entry that "
-    "touches it: the invoice itself, payments, terms discounts, deductions claimed against it, reversals.",
+    description="The invoice, its balance (sum of its entries in its currency), every ledger entry that "
+    "touches it (the invoice itself, payments, terms discounts, deductions claimed against it, reversals) and "
+    "its lines from invoice line files.",
     operation_id="get_invoice",
     responses=problems(403, 404),
 )
 async def get_invoice(
     invoice_number: Annotated[PlainText, Path(max_length=64)], caller: LedgerRead, session: Session
 ) -> InvoiceDetail:
-    row, touching, balance = await service.get_invoice(session, caller, invoice_number)
+    row, touching, balance, lines = await service.get_invoice(session, caller, invoice_number)
     return InvoiceDetail(
         **InvoiceOut.model_validate(row).model_dump(),
         balance=balance,
         entries=[LedgerEntryOut.model_validate(e) for e in touching],
+        lines=[
+            InvoiceLineOut.model_validate(
+                {
+                    **{f: getattr(line, f) for f in InvoiceLineOut.model_fields},
+                    "currency": line.currency or row.currency,
+                }
+            )
+            for line in lines
+        ],
     )
 
 

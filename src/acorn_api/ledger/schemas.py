@@ -190,9 +190,25 @@ class InvoiceOut(BaseModel):
     created_at: UTCDateTime
 
 
+class InvoiceLineOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    asin: str
+    quantity: int
+    unit_cost: Amount
+    amount: Amount = Field(description="quantity × unit cost")
+    currency: str = Field(description="the line file's currency, else the invoice's")
+    source_import_id: uuid.UUID | None
+    source_row: int | None
+
+
 class InvoiceDetail(InvoiceOut):
     balance: Amount = Field(description="sum of every entry on this invoice: what is still owed to the vendor")
     entries: list[LedgerEntryOut]
+    lines: list[InvoiceLineOut] = Field(
+        description="the invoice's lines, from invoice line files (report type `invoices` or `invoice_lines`)"
+    )
 
 
 class PaymentLineOut(BaseModel):

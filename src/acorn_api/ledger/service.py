@@ -42,6 +42,7 @@ from acorn_api.ledger.models import (
     ImportMapping,
     ImportStatus,
     Invoice,
+    InvoiceLine,
     LedgerEntry,
     Payment,
     PaymentLine,
@@ -472,14 +473,17 @@ async def list_invoices(
     return await invoices.page(session, stmt, page)
 
 
-async def get_invoice(session: AsyncSession, caller: Caller, number: str) -> tuple[Invoice, list[LedgerEntry], Decimal]:
-    """The invoice, every entry on it (invoice, payments, deductions, reversals) and its open balance."""
+async def get_invoice(
+    session: AsyncSession, caller: Caller, number: str
+) -> tuple[Invoice, list[LedgerEntry], Decimal, list[InvoiceLine]]:
+    """The invoice, every entry on it (invoice, payments, deductions, reversals), its open balance and lines."""
     row = await invoices.by_number(session, caller.account_id, number)
     if row is None:
         raise NotFound("No such invoice.")
     touching = list(await entries.touching_invoice(session, caller.account_id, number))
     balance = sum((e.amount for e in touching if e.currency == row.currency), Decimal(0))
-    return row, touching, balance
+    lines = list(await invoices.lines(session, caller.account_id, number))
+    return row, touching, balance, lines
 
 
 async def get_payment(session: AsyncSession, caller: Caller, number: str) -> tuple[Payment, list[PaymentLine]]:
