@@ -100,8 +100,8 @@ class Matching:
         self.params: dict[str, Any] = {"account_id": account_id, "import_id": import_id}
         self.scoped = import_id is not None
 
-    async def _run(self, statement: str) -> int:
-        result = await self.session.execute(text(statement), self.params)
+    async def _run(self, statement: str, params: dict[str, Any] | None = None) -> int:
+        result = await self.session.execute(text(statement), self.params if params is None else params)
         return int(getattr(result, "rowcount", 0) or 0)
 
     async def prepare(self) -> None:
@@ -120,10 +120,20 @@ class Matching:
             # for a ledger that lives in memory
             await self._run("SET LOCAL random_page_cost = 1.1")
 
-    async def compute(self) -> int:
-        count = await self._run(sql.compute_balances(self.scoped))
+    async def compute(self) -> None:
+        """Compute every invoice in scope; only those whose balance changed land in ``rec_new``."""
+        await self._run(sql.compute_balances(self.scoped))
+        if not self.scoped:
+            # the few invoices with entries in another currency: their rows are placeholders until this
+            # scoped pass sums them entry by entry with the remittances' rates
+            pending = list(await self.session.scalars(text(sql.CONVERSION_PENDING_NUMBERS), self.params))
+            if pending:
+                await self._run(sql.compute_balances(True), {**self.params, "numbers": pending})
         await self._run("ANALYZE rec_new")
-        return count
+
+    async def count_matched(self) -> int:
+        scope = "AND b.invoice_number = ANY(CAST(:numbers AS varchar[]))" if self.scoped else ""
+        return int(await self.session.scalar(text(sql.COUNT_BALANCES.format(scope=scope)), self.params) or 0)
 
     async def newly_unexplained(self) -> Sequence[Row[Any]]:
         return (await self.session.execute(text(sql.NEWLY_UNEXPLAINED), self.params)).all()
