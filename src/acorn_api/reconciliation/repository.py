@@ -448,15 +448,14 @@ async def aging_rows(
         (days <= 90, "61_90"),
         else_="90_plus",
     ).label("bucket")
-    stmt = select(
+    stmt: Any = select(
         bucket,
         rows.c.currency,
         func.sum(rows.c.open_balance).label("open_balance"),
         func.sum(rows.c.open_deductions).label("open_deductions"),
         func.sum(rows.c.unexplained_short).label("unexplained_short"),
     ).group_by(bucket, rows.c.currency)
-    result: Sequence[Row[Any]] = (await session.execute(stmt)).all()
-    return result
+    return (await session.execute(stmt)).all()
 
 
 async def unmatched_page(
