@@ -440,15 +440,21 @@ LEFT JOIN LATERAL (
             WHERE b.account_id = :account_id AND b.currency = l.currency
                 AND b.open_balance BETWEEN greatest(l.amount - {TOLERANCE}, {TOLERANCE}) AND l.amount + {TOLERANCE}
             UNION
-            (SELECT {_CANDIDATE_COLUMNS} FROM invoice_balances b
-             WHERE {_REST_OF_RANGE} AND l.payment_date IS NOT NULL
-                AND abs(coalesce(b.due_on, b.invoice_date) - l.payment_date) <= 15
-             ORDER BY b.invoice_number LIMIT 3)
+            -- (OFFSET 0 keeps each an amount-range scan sorted afterwards: ordered by the invoice-number key
+            -- instead, the planner may walk the whole table looking for three rows near a date)
+            (SELECT * FROM (
+                SELECT {_CANDIDATE_COLUMNS} FROM invoice_balances b
+                WHERE {_REST_OF_RANGE} AND l.payment_date IS NOT NULL
+                    AND abs(coalesce(b.due_on, b.invoice_date) - l.payment_date) <= 15
+                OFFSET 0) r
+             ORDER BY r.invoice_number LIMIT 3)
             UNION
-            (SELECT {_CANDIDATE_COLUMNS} FROM invoice_balances b
-             WHERE {_REST_OF_RANGE}
-                AND (l.payment_date IS NULL OR abs(coalesce(b.due_on, b.invoice_date) - l.payment_date) > 15)
-             ORDER BY b.invoice_number LIMIT 3)
+            (SELECT * FROM (
+                SELECT {_CANDIDATE_COLUMNS} FROM invoice_balances b
+                WHERE {_REST_OF_RANGE}
+                    AND (l.payment_date IS NULL OR abs(coalesce(b.due_on, b.invoice_date) - l.payment_date) > 15)
+                OFFSET 0) r
+             ORDER BY r.invoice_number LIMIT 3)
         ) b
         CROSS JOIN LATERAL (
             SELECT
