@@ -142,6 +142,50 @@ async def test_entry_in_another_currency_without_a_rate_is_left_out_and_counted(
     assert (b.paid, b.open_balance, b.unconverted_entries, b.status) == (0, D(1000), 1, "unpaid")
 
 
+async def test_candidates_rank_by_score_then_number_across_a_wide_amount_range(
+    session: AsyncSession, ledger: Ledger
+) -> None:
+    """Hand-ranked: amount within a cent 0.5, within 2 % 0.3, same PO 0.3, due within 15 days 0.2; ties by number.
+
+    The search reads only the first three by number of the plain 2 % range (with and without the date bonus),
+    so more than three plain candidates must still leave the right three on top.
+    """
+    far = DAY0 + timedelta(days=200)  # due 230 days after DAY0: no date bonus for either payment
+    await ledger.invoice("R-05", "995.00", on=DAY0)  # 2 % + date
+    for number, amount in [("R-03", "985.00"), ("R-01", "1019.00"), ("R-04", "990.00"), ("R-02", "1010.00")]:
+        await ledger.invoice(number, amount, on=far)  # 2 % only
+    await ledger.invoice("E-9", "1000.01", on=far)  # within a cent
+    await ledger.invoice("P-7", "500.00", on=far, po_number="PO-X")  # same PO only
+    await ledger.invoice("P-8", "998.00", on=DAY0, po_number="PO-X")  # 2 % + PO + date
+    for number in ["S-4", "S-2", "S-5", "S-1", "S-3"]:
+        await ledger.invoice(number, "2010.00", on=DAY0)  # 2 % of the second payment only
+    await ledger.invoice("Z-1", "1990.00", on=DAY0 + timedelta(days=370))  # 2 % + date for the second
+    await ledger.payment("PAY-A", on=DAY0 + timedelta(days=31))
+    await ledger.paid("PAY-A", "X-1", "1000.00", po_number="PO-X", on=DAY0 + timedelta(days=31))
+    await ledger.payment("PAY-B", on=DAY0 + timedelta(days=400))
+    await ledger.paid("PAY-B", "X-2", "2000.00", on=DAY0 + timedelta(days=400))
+    await ledger.match()
+    rows = {
+        u.invoice_number: u
+        for u in await session.scalars(select(UnmatchedPayment).where(UnmatchedPayment.account_id == ledger.account_id))
+    }
+    ranked = {
+        n: [(c["invoice_number"], D(str(c["score"])), c["reasons"]) for c in u.candidates] for n, u in rows.items()
+    }
+    assert ranked == {
+        "X-1": [
+            ("P-8", D("0.8"), ["amount", "po_number", "date"]),
+            ("E-9", D("0.5"), ["amount"]),
+            ("R-05", D("0.5"), ["amount", "date"]),
+        ],
+        "X-2": [
+            ("Z-1", D("0.5"), ["amount", "date"]),
+            ("S-1", D("0.3"), ["amount"]),
+            ("S-2", D("0.3"), ["amount"]),
+        ],
+    }
+
+
 async def test_unknown_invoice_number_is_an_unmatched_payment_with_candidates(
     session: AsyncSession, ledger: Ledger
 ) -> None:

@@ -225,6 +225,8 @@ class Invoice(AccountKeyedMixin, Base):
         UniqueConstraint("account_id", "invoice_number"),
         Index("ix_invoices_account_id_created_at", "account_id", "created_at", "id"),
         Index("ix_invoices_account_id_due_on", "account_id", "due_on"),
+        # reconciliation: the invoices an import touched (without it, a scan of every invoice per import)
+        Index("ix_invoices_account_id_source_import_id", "account_id", "source_import_id"),
     )
 
 

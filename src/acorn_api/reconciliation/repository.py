@@ -10,7 +10,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Date, Row, String, and_, case, func, literal, or_, select, text, tuple_
+from sqlalchemy import Date, Row, String, and_, case, func, literal, or_, select, text, tuple_, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from acorn_api.core.errors import NotFound
@@ -100,8 +100,8 @@ class Matching:
         self.params: dict[str, Any] = {"account_id": account_id, "import_id": import_id}
         self.scoped = import_id is not None
 
-    async def _run(self, statement: str) -> int:
-        result = await self.session.execute(text(statement), self.params)
+    async def _run(self, statement: str, params: dict[str, Any] | None = None) -> int:
+        result = await self.session.execute(text(statement), self.params if params is None else params)
         return int(getattr(result, "rowcount", 0) or 0)
 
     async def prepare(self) -> None:
@@ -120,10 +120,20 @@ class Matching:
             # for a ledger that lives in memory
             await self._run("SET LOCAL random_page_cost = 1.1")
 
-    async def compute(self) -> int:
-        count = await self._run(sql.compute_balances(self.scoped))
+    async def compute(self) -> None:
+        """Compute every invoice in scope; only those whose balance changed land in ``rec_new``."""
+        await self._run(sql.compute_balances(self.scoped))
+        if not self.scoped:
+            # the few invoices with entries in another currency: their rows are placeholders until this
+            # scoped pass sums them entry by entry with the remittances' rates
+            pending = list(await self.session.scalars(text(sql.CONVERSION_PENDING_NUMBERS), self.params))
+            if pending:
+                await self._run(sql.compute_balances(True), {**self.params, "numbers": pending})
         await self._run("ANALYZE rec_new")
-        return count
+
+    async def count_matched(self) -> int:
+        scope = "AND b.invoice_number = ANY(CAST(:numbers AS varchar[]))" if self.scoped else ""
+        return int(await self.session.scalar(text(sql.COUNT_BALANCES.format(scope=scope)), self.params) or 0)
 
     async def newly_unexplained(self) -> Sequence[Row[Any]]:
         return (await self.session.execute(text(sql.NEWLY_UNEXPLAINED), self.params)).all()
@@ -132,6 +142,12 @@ class Matching:
         if self.scoped:
             await self._run(sql.SAVE_PREVIOUS)  # the rollup delta subtracts what these rows were
         await self._run(sql.UPSERT_BALANCES)
+        if not self.scoped:
+            # A full run may have written most of the table (an account's first run: all of it). The statements
+            # after it join invoice_balances (unmatched payments, the rollup rebuild) and would otherwise be
+            # planned for the table as it was when last analysed: measured at a million invoices, the
+            # candidate search ran for minutes with "empty table" estimates and 7 s with fresh ones.
+            await self._run("ANALYZE invoice_balances")
 
     async def save_rollups(self) -> None:
         if self.scoped:
@@ -249,8 +265,12 @@ def _next_month(d: date) -> date:
     return (d.replace(day=28) + timedelta(days=4)).replace(day=1)
 
 
-def _invoice_period(date_from: date | None, date_to: date | None) -> Any:
-    """Rollup rows covering invoice dates in ``[from, to]``: month rows for whole months, day rows at the edges."""
+def _invoice_period(date_from: date | None, date_to: date | None) -> list[Any]:
+    """Rollup rows covering invoice dates in ``[from, to]``: month rows for whole months, day rows at the edges.
+
+    One condition per index range on (account, grain, deduction type, period); the caller reads each range
+    on its own (UNION ALL), because one OR across grains may be planned as a scan of every rollup row.
+    """
     r = BalanceRollup
     first_full = None if date_from is None else (date_from if date_from.day == 1 else _next_month(date_from))
     after_full = (
@@ -258,35 +278,34 @@ def _invoice_period(date_from: date | None, date_to: date | None) -> Any:
         if date_to is None
         else (_next_month(date_to) if _next_month(date_to) - timedelta(days=1) == date_to else _month_start(date_to))
     )
+    if first_full is not None and after_full is not None and first_full >= after_full:
+        # no whole month in the range: day rows only
+        return [and_(r.grain == "day", r.period >= date_from, r.period <= date_to)]
     # whole months: first_full <= period < after_full
     month_rows = [r.grain == "month"]
     if first_full is not None:
         month_rows.append(r.period >= first_full)
     if after_full is not None:
         month_rows.append(r.period < after_full)
-    if first_full is not None and after_full is not None and first_full >= after_full:
-        # no whole month in the range: day rows only
-        return and_(r.grain == "day", r.period >= date_from, r.period <= date_to)
-    edges = []
+    ranges = [and_(*month_rows)]
     if date_from is not None and first_full is not None and first_full > date_from:
-        edges.append(and_(r.period >= date_from, r.period < first_full))
+        ranges.append(and_(r.grain == "day", r.period >= date_from, r.period < first_full))
     if date_to is not None and after_full is not None and after_full <= date_to:
-        edges.append(and_(r.period >= after_full, r.period <= date_to))
-    if not edges:
-        return and_(*month_rows)
-    # one top-level branch per edge, so each is an index range on (account, grain, type, period)
-    return or_(and_(*month_rows), *(and_(r.grain == "day", edge) for edge in edges))
+        ranges.append(and_(r.grain == "day", r.period >= after_full, r.period <= date_to))
+    return ranges
 
 
-SUMMARY_GROUPS: dict[str, Any] = {
-    "none": None,
-    "store": BalanceRollup.store_id,
-    "region": Store.region,
-    "marketplace": Store.marketplace,
-    "vendor_code": BalanceRollup.vendor_code,
-    "month": func.to_char(BalanceRollup.period, "YYYY-MM"),
-    "deduction_type": BalanceRollup.deduction_type,
-}
+_SUMMARY_MEASURES = (
+    "invoice_count",
+    "invoiced",
+    "paid",
+    "deducted",
+    "reversed",
+    "written_off",
+    "disputed",
+    "open_balance",
+    "unexplained_short",
+)
 
 
 async def summary_rows(
@@ -301,35 +320,47 @@ async def summary_rows(
 ) -> Sequence[Row[Any]]:
     """Rollup sums per (group, currency) over invoice dates in the range."""
     r = BalanceRollup
-    key = SUMMARY_GROUPS[group_by]
-    group_expr = (key if key is not None else literal("all", String)).label("grp")
-    stmt = (
-        select(
-            group_expr,
+
+    def part(period: Any) -> Any:
+        stmt = select(
+            r.store_id,
+            r.vendor_code,
+            r.period,
+            r.deduction_type,
             r.currency,
-            func.sum(r.invoice_count).label("invoice_count"),
-            func.sum(r.invoiced).label("invoiced"),
-            func.sum(r.paid).label("paid"),
-            func.sum(r.deducted).label("deducted"),
-            func.sum(r.reversed).label("reversed"),
-            func.sum(r.written_off).label("written_off"),
-            func.sum(r.disputed).label("disputed"),
-            func.sum(r.open_balance).label("open_balance"),
-            func.sum(r.unexplained_short).label("unexplained_short"),
+            *(getattr(r, m) for m in _SUMMARY_MEASURES),
+        ).where(
+            r.account_id == account_id,
+            period,
+            # per-type rows carry only deductions; the '' row of each key carries the invoice totals
+            r.deduction_type != "" if group_by == "deduction_type" else r.deduction_type == "",
         )
-        .where(r.account_id == account_id)
-        .group_by(group_expr, r.currency)
-        .order_by(group_expr, r.currency)
+        if store_id is not None:
+            stmt = stmt.where(r.store_id == store_id)
+        if vendor_code is not None:
+            stmt = stmt.where(r.vendor_code == vendor_code)
+        return stmt
+
+    rows = union_all(*(part(p) for p in _invoice_period(date_from, date_to))).subquery()
+    keys: dict[str, Any] = {
+        "none": literal("all", String),
+        "store": rows.c.store_id,
+        "region": Store.region,
+        "marketplace": Store.marketplace,
+        "vendor_code": rows.c.vendor_code,
+        "month": func.to_char(rows.c.period, "YYYY-MM"),
+        "deduction_type": rows.c.deduction_type,
+    }
+    group_expr = keys[group_by].label("grp")
+    stmt: Any = (
+        select(group_expr, rows.c.currency, *(func.sum(rows.c[m]).label(m) for m in _SUMMARY_MEASURES))
+        .group_by(group_expr, rows.c.currency)
+        .order_by(group_expr, rows.c.currency)
     )
-    # per-type rows carry only deductions; the '' row of each key carries the invoice totals
-    stmt = stmt.where(r.deduction_type != "" if group_by == "deduction_type" else r.deduction_type == "")
     if group_by in ("region", "marketplace"):
-        stmt = stmt.outerjoin(Store, and_(Store.account_id == r.account_id, Store.id == r.store_id))
-    stmt = stmt.where(_invoice_period(date_from, date_to))
-    if store_id is not None:
-        stmt = stmt.where(r.store_id == store_id)
-    if vendor_code is not None:
-        stmt = stmt.where(r.vendor_code == vendor_code)
+        stmt = stmt.select_from(rows).outerjoin(
+            Store, and_(Store.account_id == account_id, Store.id == rows.c.store_id)
+        )
     return (await session.execute(stmt)).all()
 
 
@@ -396,9 +427,41 @@ async def aging_rows(
     store_id: uuid.UUID | None,
     vendor_code: str | None,
 ) -> Sequence[Row[Any]]:
-    """Open amounts per (age bucket, currency): month rows where a whole month is one bucket, else day rows."""
+    """Open amounts per (age bucket, currency): month rows where a whole month is one bucket, else day rows.
+
+    Two index ranges on the rollups' key (account, grain, deduction type, period), joined by UNION ALL: one
+    predicate OR-ing the grains let the planner fall back to scanning every rollup row of the account (all
+    grains, ~100 ms at a million invoices) whenever its statistics were stale.
+    """
     r = BalanceRollup
-    days = literal(as_of, Date) - r.period
+    straddling = _straddling_months(as_of)
+
+    def part(grain: str, *conditions: Any) -> Any:
+        stmt = select(r.period, r.currency, r.open_balance, r.open_deductions, r.unexplained_short).where(
+            r.account_id == account_id,
+            r.grain == grain,
+            r.deduction_type == "",
+            or_(r.open_balance != 0, r.open_deductions != 0),
+            *conditions,
+        )
+        if store_id is not None:
+            stmt = stmt.where(r.store_id == store_id)
+        if vendor_code is not None:
+            stmt = stmt.where(r.vendor_code == vendor_code)
+        return stmt
+
+    parts = [part("due_month", r.period.not_in(straddling))]
+    if straddling:
+        parts.append(
+            part(
+                "due_day",
+                r.period >= straddling[0],
+                r.period < _next_month(straddling[-1]),
+                or_(*(and_(r.period >= m, r.period < _next_month(m)) for m in straddling)),
+            )
+        )
+    rows = union_all(*parts).subquery()
+    days = literal(as_of, Date) - rows.c.period
     bucket = case(
         (days < 0, "not_due"),
         (days <= 30, "0_30"),
@@ -406,32 +469,13 @@ async def aging_rows(
         (days <= 90, "61_90"),
         else_="90_plus",
     ).label("bucket")
-    straddling = _straddling_months(as_of)
-
-    stmt = (
-        select(
-            bucket,
-            r.currency,
-            func.sum(r.open_balance).label("open_balance"),
-            func.sum(r.open_deductions).label("open_deductions"),
-            func.sum(r.unexplained_short).label("unexplained_short"),
-        )
-        .where(
-            r.account_id == account_id,
-            r.deduction_type == "",
-            # one top-level branch per straddling month, so each is an index range on period
-            or_(
-                and_(r.grain == "due_month", r.period.not_in(straddling)),
-                *(and_(r.grain == "due_day", r.period >= m, r.period < _next_month(m)) for m in straddling),
-            ),
-            or_(r.open_balance != 0, r.open_deductions != 0),
-        )
-        .group_by(bucket, r.currency)
-    )
-    if store_id is not None:
-        stmt = stmt.where(r.store_id == store_id)
-    if vendor_code is not None:
-        stmt = stmt.where(r.vendor_code == vendor_code)
+    stmt: Any = select(
+        bucket,
+        rows.c.currency,
+        func.sum(rows.c.open_balance).label("open_balance"),
+        func.sum(rows.c.open_deductions).label("open_deductions"),
+        func.sum(rows.c.unexplained_short).label("unexplained_short"),
+    ).group_by(bucket, rows.c.currency)
     return (await session.execute(stmt)).all()
 
 

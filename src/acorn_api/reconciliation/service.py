@@ -120,7 +120,7 @@ async def match(session: AsyncSession, account_id: uuid.UUID, import_id: uuid.UU
     await repo.lock_account(session, account_id)
     matching = repo.Matching(session, account_id, import_id)
     await matching.prepare()
-    result.invoices_matched = await matching.compute()
+    await matching.compute()
     lap("compute")
     newly = await matching.newly_unexplained()
     for row in newly:
@@ -129,6 +129,7 @@ async def match(session: AsyncSession, account_id: uuid.UUID, import_id: uuid.UU
     await session.flush()
     lap("events")
     await matching.save_balances()
+    result.invoices_matched = await matching.count_matched()
     lap("balances")
     await matching.save_rollups()
     lap("rollups")

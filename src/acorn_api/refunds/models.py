@@ -105,6 +105,8 @@ class RefundCase(AccountKeyedMixin, Base):
         Index("ix_refund_cases_account_id_amount_id", "account_id", "amount", "id"),
         Index("ix_refund_cases_account_id_dispute_deadline_id", "account_id", "dispute_deadline", "id"),
         Index("ix_refund_cases_account_id_invoice_number", "account_id", "invoice_number"),
+        # reconciliation: cases worked since the last matching run (without it, a scan of every case per import)
+        Index("ix_refund_cases_account_id_updated_at", "account_id", "updated_at"),
         {"postgresql_partition_by": "HASH (account_id)"},
     )
 
