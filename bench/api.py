@@ -81,6 +81,15 @@ def serve_acorn(port: int, capture: str | None) -> None:
                     pickle.dump((statement, parameters), f)
 
             event.listen(resources.engine.sync_engine, "before_cursor_execute", record)
+
+            def log_direct(connection: Any, _: Any) -> None:
+                # Statements run straight on asyncpg (the repositories' row read path) bypass the engine's events;
+                # asyncpg's query logger sees them (and not the engine's prepared statements, so nothing twice).
+                connection.driver_connection.add_query_logger(
+                    lambda query: record(None, None, query.query, query.args, None, False)
+                )
+
+            event.listen(resources.engine.sync_engine, "connect", log_direct)
             return resources
 
         main_module.open_resources = recording_resources  # type: ignore[assignment]
