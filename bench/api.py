@@ -16,8 +16,17 @@ Rounds are interleaved (every server, every endpoint, per round) and the median 
 1-minute load average at each round's end. A static ``/ping`` on the twin at 32 connections shows what wrk itself
 can drive on this machine (the generator is not the bottleneck when that is far above every endpoint).
 
+Endpoints: stores (detail, list), items (filtered list), effective price, purchase orders (first page and page
+2,000 of the cursor chain), and the list endpoints of the ledger (entries, invoices, imports), refund cases and
+reconciliation (invoice balances, summary, aging); the twin runs every statement ACORN ran for the URL, in order.
+
     .venv/bin/python bench/api.py                       # 3 rounds x 5 s per wrk run
     .venv/bin/python bench/api.py --rounds 3 --duration 5 --before-src /tmp/acorn-before/src
+    .venv/bin/python bench/api.py --reuse-database acorn_bench_api_kept ...   # seed once, reuse on later runs
+    .venv/bin/python bench/api.py --rounds 0 --memory-minutes 5 --reuse-database acorn_bench_api_kept
+
+``--memory-minutes N`` then drives ACORN with wrk (32 connections, every endpoint in turn, 10 s each) for N minutes
+and prints the worker's RSS after each run (memory per worker over time).
 """
 
 from __future__ import annotations
@@ -72,6 +81,15 @@ def serve_acorn(port: int, capture: str | None) -> None:
                     pickle.dump((statement, parameters), f)
 
             event.listen(resources.engine.sync_engine, "before_cursor_execute", record)
+
+            def log_direct(connection: Any, _: Any) -> None:
+                # Statements run straight on asyncpg (the repositories' row read path) bypass the engine's events;
+                # asyncpg's query logger sees them (and not the engine's prepared statements, so nothing twice).
+                connection.driver_connection.add_query_logger(
+                    lambda query: record(None, None, query.query, query.args, None, False)
+                )
+
+            event.listen(resources.engine.sync_engine, "connect", log_direct)
             return resources
 
         main_module.open_resources = recording_resources  # type: ignore[assignment]
@@ -94,7 +112,7 @@ def serve_twin(port: int, routes_file: str, database_url: str, pool_size: int) -
     import orjson
     import uvicorn
 
-    routes: dict[str, tuple[str, tuple[Any, ...], str]] = pickle.loads(Path(routes_file).read_bytes())
+    routes: dict[str, tuple[list[tuple[str, tuple[Any, ...]]], str]] = pickle.loads(Path(routes_file).read_bytes())
     state: dict[str, Any] = {}
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -112,14 +130,18 @@ def serve_twin(port: int, routes_file: str, database_url: str, pool_size: int) -
         if scope["path"] in ("/ping", "/healthz"):
             body = b'{"status":"ok"}'
         else:
-            sql, params, shape = routes[target]
-            rows = await state["pool"].fetch(sql, *params)
-            if shape == "one":
+            statements, shape = routes[target]
+            async with state["pool"].acquire() as connection:
+                for sql, params in statements:  # the same statements ACORN ran for this URL, in order
+                    rows = await connection.fetch(sql, *params)
+            if shape == "rows":  # aggregates: the rows as they are
+                body = orjson.dumps({"data": [dict(r) for r in rows]}, default=_default)
+            elif shape == "one":
                 body = orjson.dumps(dict(rows[0]), default=_default)
             else:
                 data = [dict(r) for r in rows[:PAGE]]
                 cursor = None
-                if len(rows) > PAGE:
+                if len(rows) > PAGE and "created_at" in data[-1] and "id" in data[-1]:
                     last = data[-1]
                     raw = orjson.dumps({"t": last["created_at"].isoformat(), "i": str(last["id"])})
                     cursor = base64.urlsafe_b64encode(raw).decode().rstrip("=")
@@ -247,7 +269,9 @@ def _deep_cursor(dsn: str, account_id: uuid.UUID, page: int) -> str:
     return asyncio.run(find())
 
 
-def _explain(dsn: str, routes: dict[str, tuple[str, tuple[Any, ...], str]], paths: list[str]) -> dict[str, str]:
+def _explain(
+    dsn: str, routes: dict[str, tuple[list[tuple[str, tuple[Any, ...]]], str]], paths: list[str]
+) -> dict[str, str]:
     import asyncpg
 
     async def run() -> dict[str, str]:
@@ -255,9 +279,12 @@ def _explain(dsn: str, routes: dict[str, tuple[str, tuple[Any, ...], str]], path
         plans = {}
         try:
             for path in paths:
-                sql, params, _ = routes[path]
-                rows = await connection.fetch("EXPLAIN (ANALYZE, BUFFERS) " + sql, *params)
-                plans[path] = "\n".join(r[0] for r in rows)
+                statements, _ = routes[path]
+                out = []
+                for sql, params in statements:
+                    rows = await connection.fetch("EXPLAIN (ANALYZE, BUFFERS) " + sql, *params)
+                    out.append("\n".join(r[0] for r in rows))
+                plans[path] = "\n\n".join(out)
         finally:
             await connection.close()
         return plans
@@ -265,8 +292,11 @@ def _explain(dsn: str, routes: dict[str, tuple[str, tuple[Any, ...], str]], path
     return asyncio.run(run())
 
 
-def _capture(base: str, headers: dict[str, str], path: str, capture: Path) -> tuple[str, tuple[Any, ...]]:
-    """The domain statement ACORN ran for ``path`` (credential cache warm, so auth runs no query)."""
+AUTH_TABLES = re.compile(r"\b(api_keys|oauth_clients|accounts)\b")
+
+
+def _capture(base: str, headers: dict[str, str], path: str, capture: Path) -> list[tuple[str, tuple[Any, ...]]]:
+    """The domain statements ACORN ran for ``path``, in order (credential cache warm, so auth runs no query)."""
     import httpx
 
     for _ in range(2):
@@ -278,14 +308,130 @@ def _capture(base: str, headers: dict[str, str], path: str, capture: Path) -> tu
     with capture.open("rb") as f, contextlib.suppress(EOFError):
         while True:
             statements.append(pickle.load(f))
-    domain = [
-        (sql, tuple(params or ()))
-        for sql, params in statements
-        if re.search(r"\b(stores|items|quotes|purchase_orders)\b", sql) and "api_keys" not in sql
-    ]
-    if len(domain) != 1:
-        raise RuntimeError(f"expected one domain statement for {path}, got {[s for s, _ in statements]}")
-    return domain[0]
+    domain = [(sql, tuple(params or ())) for sql, params in statements if not AUTH_TABLES.search(sql)]
+    if not domain:
+        raise RuntimeError(f"expected a domain statement for {path}, got {[s for s, _ in statements]}")
+    return domain
+
+
+SHAPES = {"store detail": "one", "effective price": "one", "recon. summary": "rows", "recon. aging": "rows"}
+SEED_TABLE = "bench_api_seed"
+
+
+def _seed_into(database_url: str, args: argparse.Namespace) -> dict[str, Any]:
+    """Accounts, the COPY seed and the ledger/cases/reconciliation rows; returns what the bench requests."""
+    from acorn_api.cli import _create_account
+    from acorn_api.settings import Settings
+    from bench.seed import seed, seed_ledger
+
+    os.environ.update(
+        {"ACORN_DATABASE_URL": database_url, "ACORN_REDIS_URL": args.redis_url, "ACORN_ENVIRONMENT": "development"}
+    )
+    big = asyncio.run(_create_account(Settings(), "Bench Vendor"))
+    small = [asyncio.run(_create_account(Settings(), f"Small Vendor {n}")) for n in range(3)]
+    started = time.perf_counter()
+    seeded = asyncio.run(
+        seed(
+            database_url,
+            uuid.UUID(big["account_id"]),
+            [uuid.UUID(s["account_id"]) for s in small],
+            orders=args.orders,
+            items=args.items,
+            stores=args.stores,
+        )
+    )
+    ledger_seconds = asyncio.run(seed_ledger(database_url, args.redis_url, seeded.account_id, invoices=args.invoices))
+    print(
+        f"seeded {args.orders:,} purchase orders, {args.items:,} items (+1 quote each), {args.stores} stores "
+        f"(+3 small accounts), {args.invoices:,} invoices with their ledger lines, cases and a matching run "
+        f"in {time.perf_counter() - started:.0f} s (ledger part {ledger_seconds:.0f} s)",
+        flush=True,
+    )
+    return {
+        "account_id": big["account_id"],
+        "api_key": big["api_key"],
+        "store_id": str(seeded.store_id),
+        "item_id": str(seeded.item_id),
+        "orders": args.orders,
+        "sizes": [args.orders, args.items, args.stores, args.invoices],
+    }
+
+
+@contextlib.contextmanager
+def bench_database(args: argparse.Namespace) -> Iterator[tuple[str, dict[str, Any]]]:
+    """A scratch database dropped afterwards, or with ``--reuse-database NAME`` one kept between runs: seeded on
+    the first run (sizes recorded in it), reused as is when the recorded sizes match, reseeded otherwise."""
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    from acorn_api.migrate import execute_as_admin, scratch_database, upgrade
+
+    if not args.reuse_database:
+        with scratch_database(args.database_url, prefix="acorn_bench_api") as database_url:
+            yield database_url, _seed_into(database_url, args)
+        return
+    name = args.reuse_database
+    database_url = make_url(args.database_url).set(database=name).render_as_string(hide_password=False)
+    sizes = [args.orders, args.items, args.stores, args.invoices]
+
+    async def recorded() -> dict[str, Any] | None:
+        try:
+            connection = await asyncpg.connect(database_url)
+        except asyncpg.InvalidCatalogNameError:
+            return None
+        try:
+            row = await connection.fetchval(f"SELECT to_regclass('{SEED_TABLE}') IS NOT NULL")
+            if not row:
+                return None
+            found: dict[str, Any] = json.loads(await connection.fetchval(f"SELECT seeded FROM {SEED_TABLE}"))
+            return found if found.get("sizes") == sizes else None
+        finally:
+            await connection.close()
+
+    seeded = asyncio.run(recorded())
+    if seeded is None:
+        asyncio.run(execute_as_admin(args.database_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        asyncio.run(execute_as_admin(args.database_url, f'CREATE DATABASE "{name}"'))
+        upgrade(database_url)
+        seeded = _seed_into(database_url, args)
+
+        async def record() -> None:
+            connection = await asyncpg.connect(database_url)
+            try:
+                await connection.execute(f"CREATE TABLE {SEED_TABLE} (seeded text NOT NULL)")
+                await connection.execute(f"INSERT INTO {SEED_TABLE} VALUES ($1)", json.dumps(seeded))
+            finally:
+                await connection.close()
+
+        asyncio.run(record())
+    else:
+        print(f"reusing database {name} (seeded earlier with the same sizes)", flush=True)
+    yield database_url, seeded
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def memory_run(
+    base: str, pid: int, headers: dict[str, str], endpoints: dict[str, str], minutes: float
+) -> list[tuple[float, float, int]]:
+    """wrk at 32 connections over every endpoint in turn (10 s each) for ``minutes``; the worker's RSS sampled
+    after each run: (elapsed s, RSS MB, requests so far)."""
+    samples = [(0.0, _rss_mb(pid), 0)]
+    started = time.monotonic()
+    requests = 0
+    while time.monotonic() - started < minutes * 60:
+        for path in endpoints.values():
+            run = wrk(base + path, headers, 10, 32)
+            requests += int(run.rps * 10)
+            samples.append((time.monotonic() - started, _rss_mb(pid), requests))
+            if time.monotonic() - started >= minutes * 60:
+                break
+    return samples
 
 
 def main() -> None:
@@ -299,6 +445,15 @@ def main() -> None:
     parser.add_argument("--orders", type=int, default=1_000_000, help="purchase orders in the large account")
     parser.add_argument("--items", type=int, default=100_000)
     parser.add_argument("--stores", type=int, default=200)
+    parser.add_argument("--invoices", type=int, default=100_000, help="invoices (~3.1 ledger lines each)")
+    parser.add_argument(
+        "--reuse-database",
+        metavar="NAME",
+        help="keep the seeded database under this name and reuse it on the next run (drop it yourself)",
+    )
+    parser.add_argument(
+        "--memory-minutes", type=float, default=0, help="then run ACORN this long and sample its RSS (target: 5)"
+    )
     parser.add_argument("--connections", default="1,32", help="comma-separated wrk connection counts")
     parser.add_argument("--before-src", help="another source tree's src/ to run as 'before' in the same run")
     parser.add_argument("--only", help="comma-separated endpoint names to measure")
@@ -317,15 +472,11 @@ def main() -> None:
         return
 
     sys.path.insert(0, str(ROOT))
-    from acorn_api.cli import _create_account
-    from acorn_api.migrate import scratch_database
-    from acorn_api.settings import Settings
-    from bench.seed import seed
 
     prefix = f"acorn-bench-{secrets.token_hex(4)}"
     connections = [int(c) for c in args.connections.split(",")]
     with (
-        scratch_database(args.database_url, prefix="acorn_bench_api") as database_url,
+        bench_database(args) as (database_url, seeded),
         tempfile.TemporaryDirectory() as tmp,
     ):
         env = {
@@ -341,46 +492,35 @@ def main() -> None:
                 dict.fromkeys(("admin", "purchasing", "operations", "finance", "viewer", "scoped"), BIG_LIMIT)
             ),
         }
-        os.environ.update({k: v for k, v in env.items() if k.startswith("ACORN_")})
-        big = asyncio.run(_create_account(Settings(), "Bench Vendor"))
-        small = [asyncio.run(_create_account(Settings(), f"Small Vendor {n}")) for n in range(3)]
-        started = time.perf_counter()
-        seeded = asyncio.run(
-            seed(
-                database_url,
-                uuid.UUID(big["account_id"]),
-                [uuid.UUID(s["account_id"]) for s in small],
-                orders=args.orders,
-                items=args.items,
-                stores=args.stores,
-            )
-        )
-        print(
-            f"seeded {args.orders:,} purchase orders, {args.items:,} items (+1 quote each), {args.stores} stores "
-            f"(+3 small accounts) in {time.perf_counter() - started:.0f} s",
-            flush=True,
-        )
-        headers = {"Authorization": f"Bearer {big['api_key']}"}
-        deep_page = min(DEEP_PAGE, args.orders // PAGE)  # page 2,000 needs 100,000 orders
-        deep = _deep_cursor(database_url, seeded.account_id, deep_page)
+        headers = {"Authorization": f"Bearer {seeded['api_key']}"}
+        deep_page = min(DEEP_PAGE, seeded["orders"] // PAGE)  # page 2,000 needs 100,000 orders
+        deep = _deep_cursor(database_url, uuid.UUID(seeded["account_id"]), deep_page)
+        store_id, item_id = seeded["store_id"], seeded["item_id"]
         endpoints = {
-            "store detail": f"/v1/stores/{seeded.store_id}",
+            "store detail": f"/v1/stores/{store_id}",
             "stores list": f"/v1/stores?limit={PAGE}",
             "items list, filtered": f"/v1/items?limit={PAGE}&status=active",
-            "effective price": f"/v1/prices/effective?store_id={seeded.store_id}&item_id={seeded.item_id}",
+            "effective price": f"/v1/prices/effective?store_id={store_id}&item_id={item_id}",
             "POs, first page": f"/v1/purchase-orders?limit={PAGE}",
             f"POs, page {deep_page}": f"/v1/purchase-orders?limit={PAGE}&cursor={deep}",
+            "ledger entries": f"/v1/ledger/entries?limit={PAGE}",
+            "invoices": f"/v1/invoices?limit={PAGE}",
+            "imports": f"/v1/imports?limit={PAGE}",
+            "refund cases": f"/v1/refund-cases?limit={PAGE}",
+            "recon. invoices": f"/v1/reconciliation/invoices?limit={PAGE}",
+            "recon. summary": "/v1/reconciliation/summary",
+            "recon. aging": "/v1/reconciliation/aging",
         }
         if args.only:
             wanted = set(args.only.split(","))
             endpoints = {k: v for k, v in endpoints.items() if k in wanted}
         log = Path(tmp) / "servers.log"
         capture = Path(tmp) / "capture.pickle"
-        routes: dict[str, tuple[str, tuple[Any, ...], str]] = {}
+        routes: dict[str, tuple[list[tuple[str, tuple[Any, ...]]], str]] = {}
         with server(["--serve", "acorn", "--capture", str(capture)], env, log) as (base, _):
             for name, path in endpoints.items():
-                sql, params = _capture(base, headers, path, capture)
-                routes[path] = (sql, params, "one" if name in ("store detail", "effective price") else "list")
+                shape = SHAPES.get(name, "list")
+                routes[path] = (_capture(base, headers, path, capture), shape)
         routes_file = Path(tmp) / "routes.pickle"
         routes_file.write_bytes(pickle.dumps(routes))
         plans = _explain(database_url, routes, [p for n, p in endpoints.items() if n.startswith("POs")])
@@ -421,6 +561,16 @@ def main() -> None:
             loads.append(os.getloadavg()[0])
             print(f"round {round_ + 1} done, load average {loads[-1]:.2f}", flush=True)
 
+        memory: list[tuple[float, float, int]] = []
+        if args.memory_minutes:
+            with server(servers["acorn"], envs["acorn"], log) as (base, pid):
+                for path in endpoints.values():
+                    wrk(base + path, headers, 1, 32)
+                print(
+                    f"memory run: {args.memory_minutes:g} min of wrk at 32 connections over every endpoint", flush=True
+                )
+                memory = memory_run(base, pid, headers, endpoints, args.memory_minutes)
+
         with contextlib.suppress(Exception):
             import redis
 
@@ -429,6 +579,17 @@ def main() -> None:
             if keys:
                 r.delete(*keys)
 
+    if memory:
+        print("\nacorn worker RSS over the memory run (elapsed s, RSS MB, requests served):")
+        for elapsed, rss, served in memory:
+            print(f"  {elapsed:6.0f} s {rss:8.1f} MB {served:10,d}")
+        first_minute = [rss for elapsed, rss, _ in memory if 0 < elapsed <= 60] or [memory[1][1]]
+        print(
+            f"  RSS after the first minute {max(first_minute):.1f} MB, at the end {memory[-1][1]:.1f} MB, "
+            f"peak {max(rss for _, rss, _ in memory):.1f} MB"
+        )
+    if not args.rounds:
+        return
     print(
         f"\nwrk ceiling (static /ping on the twin, 32 connections): {ping.median('rps'):.0f} req/s "
         f"(range {ping.span('rps')})"

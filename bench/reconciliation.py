@@ -173,6 +173,10 @@ class Generator:
         self.stores = stores
         self.rng = random.Random(42)
         self.key = 0
+        self.ids = random.Random(7)  # ids of their own, so that the data (from self.rng) is what it always was
+
+    def _id(self) -> uuid.UUID:
+        return uuid.UUID(int=self.ids.getrandbits(128), version=4)
 
     def _nk(self) -> str:
         self.key += 1
@@ -190,7 +194,7 @@ class Generator:
             due = day + timedelta(days=60)
             po = f"PO{k // 3:08d}"
             amount = Decimal(rng.randint(10_000, 1_000_000)).scaleb(-2)
-            inv_id = uuid.uuid4()
+            inv_id = self._id()
             out["entries"].append(
                 (
                     inv_id,
@@ -211,7 +215,7 @@ class Generator:
                 )
             )
             out["invoices"].append(
-                (uuid.uuid4(), a, number, day, due, po, vendor, store, amount, currency, "import", import_id, inv_id)
+                (self._id(), a, number, day, due, po, vendor, store, amount, currency, "import", import_id, inv_id)
             )
             deducted = Decimal(0)
             n_deductions = (0, 1, 1, 2)[k % 4]
@@ -219,7 +223,7 @@ class Generator:
                 kind = DEDUCTIONS[(k + d) % 4]
                 value = (amount * Decimal(rng.randint(1, 50)) / 1000).quantize(Decimal("0.01"))
                 deducted += value
-                did = uuid.uuid4()
+                did = self._id()
                 out["entries"].append(
                     (
                         did,
@@ -244,7 +248,7 @@ class Generator:
                     worked = datetime.combine(due, datetime.min.time(), UTC)
                     out["cases"].append(
                         (
-                            uuid.uuid4(),
+                            self._id(),
                             a,
                             did,
                             kind,
@@ -262,7 +266,7 @@ class Generator:
                 if kind in REVERSAL and k % 7 == 0:
                     out["entries"].append(
                         (
-                            uuid.uuid4(),
+                            self._id(),
                             a,
                             REVERSAL[kind],
                             value,
@@ -281,7 +285,7 @@ class Generator:
                     )
             if k % 20 != 0:
                 paid = amount - deducted - (Decimal("5.00") if k % 50 == 1 else Decimal(0))
-                pid = uuid.uuid4()
+                pid = self._id()
                 payment_number = f"PAY{k // 2000:06d}"
                 named = number if k % 1000 != 7 else f"UNK{k:08d}"
                 out["entries"].append(
@@ -304,7 +308,7 @@ class Generator:
                     )
                 )
                 out["lines"].append(
-                    (uuid.uuid4(), a, payment_number, named, "payment", currency, paid, pid, import_id, self._nk())
+                    (self._id(), a, payment_number, named, "payment", currency, paid, pid, import_id, self._nk())
                 )
         return out
 

@@ -2,8 +2,9 @@
 
 The large account gets ``stores`` stores, ``items`` items, one approved region quote per item (plus a store quote
 for the first item in every store) and ``orders`` purchase orders (the largest table). Small accounts get the same
-shapes at a hundredth of the size, so that the account filter has other tenants' rows to skip. Every id, time and
-number comes from ``random.Random(seed)``, so two runs seed identical rows.
+shapes at a hundredth of the size, so that the account filter has other tenants' rows to skip. ``seed_ledger`` adds the
+large account's ledger (invoices, payments, deductions, reversals), refund cases, imports and one matching run.
+Every id, time and number comes from ``random.Random(seed)``, so two runs seed identical rows.
 
     .venv/bin/python bench/seed.py --database-url postgresql://postgres@127.0.0.1:5432/acorn_bench --account-id <uuid>
 """
@@ -257,6 +258,74 @@ async def seed_account(
         orders=orders,
         seconds=time.perf_counter() - started,
     )
+
+
+async def seed_ledger(
+    dsn: str, redis_url: str, account_id: uuid.UUID, *, invoices: int, imports: int = 20, seed: int = 7
+) -> float:
+    """The ledger, refund-case and reconciliation rows of one account, then one full matching run.
+
+    Rows come from ``bench/reconciliation.py``'s deterministic generator (per invoice: an invoice entry and row,
+    usually a payment line, about one deduction, one refund case per tenth deduction; ~3.1 ledger lines per
+    invoice), spread over ``imports`` succeeded imports and the account's stores; then the real
+    ``match_invoices`` job fills ``invoice_balances`` and the rollups the reconciliation endpoints read.
+    """
+    from bench.reconciliation import START, Generator, copy_batch, run_match
+
+    rng = random.Random(seed)
+    started = time.perf_counter()
+    connection = await asyncpg.connect(dsn)
+    try:
+        store_ids = [
+            r["id"]
+            for r in await connection.fetch(
+                "SELECT id FROM stores WHERE account_id = $1 ORDER BY created_at, id LIMIT 20", account_id
+            )
+        ]
+        await connection.copy_records_to_table(
+            "payments",
+            columns=[
+                "id",
+                "account_id",
+                "payment_number",
+                "payment_date",
+                "currency",
+                "payment_currency",
+                "exchange_rate",
+            ],
+            records=[
+                (
+                    _uuid(rng),
+                    account_id,
+                    f"PAY{n:06d}",
+                    START + timedelta(days=3 * n),
+                    "EUR",
+                    "USD",
+                    Decimal("1.08") + Decimal(n % 7) / 100,
+                )
+                for n in range(250)
+            ],
+        )
+        generator = Generator(account_id, store_ids)
+        per_import = max(invoices // imports, 1)
+        for n, first in enumerate(range(0, invoices, per_import)):
+            import_id = _uuid(rng)
+            await connection.execute(
+                "INSERT INTO imports (id, account_id, report_type, status, sha256, size_bytes, created_at, updated_at)"
+                " VALUES ($1, $2, 'remittance', 'succeeded', $3, 1, $4, $4)",
+                import_id,
+                account_id,
+                f"{rng.getrandbits(256):064x}",
+                EPOCH + timedelta(hours=n),
+            )
+            await copy_batch(connection, generator.batch(first, min(per_import, invoices - first), import_id))
+        await connection.execute(
+            "VACUUM (ANALYZE) ledger_entries, invoices, payment_lines, payments, refund_cases, imports"
+        )
+    finally:
+        await connection.close()
+    await run_match(dsn, redis_url, account_id, None)
+    return time.perf_counter() - started
 
 
 async def seed(

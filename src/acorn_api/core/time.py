@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, BeforeValidator, PlainSerializer
+from pydantic import AfterValidator, BeforeValidator
 
 
 def utcnow() -> datetime:
@@ -34,6 +34,7 @@ def rfc3339(value: datetime) -> str:
 UTCDateTime = Annotated[
     datetime,
     BeforeValidator(_refuse_epoch_numbers),
+    # Every value is normalised to UTC here, so pydantic's own (Rust) JSON serializer writes RFC 3339 with ``Z``,
+    # exactly what :func:`rfc3339` writes, without a Python call per field and row.
     AfterValidator(_require_aware_utc),
-    PlainSerializer(rfc3339, return_type=str, when_used="json"),
 ]

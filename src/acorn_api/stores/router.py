@@ -57,8 +57,8 @@ async def list_stores(
 
 @router.get("/{store_id}", summary="Get a store", operation_id="get_store", responses=problems(403, 404))
 async def get_store(store_id: uuid.UUID, caller: StoresRead, session: Session, response: Response) -> StoreOut:
-    store = await service.get(session, caller, store_id)
-    response.headers["ETag"] = f'"{store.version}"'
+    store = await service.get_row(session, caller, store_id)
+    response.headers["ETag"] = f'"{store["version"]}"'
     return StoreOut.model_validate(store)
 
 

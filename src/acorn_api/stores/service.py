@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -69,6 +71,11 @@ async def create(session: AsyncSession, caller: Caller, data: StoreCreate) -> St
 
 async def get(session: AsyncSession, caller: Caller, store_id: uuid.UUID) -> Store:
     return await stores.get(session, caller.account_id, store_id)
+
+
+async def get_row(session: AsyncSession, caller: Caller, store_id: uuid.UUID) -> Mapping[str, Any]:
+    """The store for a read-only response (a row mapping, not an entity)."""
+    return await stores.get_row(session, caller.account_id, store_id)
 
 
 async def list_page(
