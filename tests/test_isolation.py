@@ -8,9 +8,11 @@ touching this file:
 * every write route (POST/PUT/PATCH/DELETE) answers 403 to a read-only (viewer) credential;
 * every route with path parameters answers 404 to account A when given account B's ids — and B's rows in
   every tenant table are byte-for-byte the same afterwards. B's ids come from ``ID_FACTORIES`` (path
-  parameter name → a function creating one such object for B through the API), else from POSTing a
+  parameter name → a function creating one such object for B through the API, or through the code a worker
+  runs where no API creates it: purchase orders, raw documents, loaded imports, cases), else from POSTing a
   schema-generated body to the parameter's collection route (``/v1/items`` for ``/v1/items/{item_id}``);
-  a parameter neither can create gets a random id, which must be a 404 all the same.
+  a parameter neither can create fails the walk (random ids alone prove nothing), asking for an
+  ``ID_FACTORIES`` entry. With the account's own ids the same routes find the object (reads answer 200).
 
 Why a valid body matters: FastAPI resolves dependencies (authentication, scopes) before it validates the
 body, so the 401/403 checks hold whatever the body; but a 404 can only come from the handler, which runs
@@ -33,6 +35,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 from fastapi.routing import iter_route_contexts
 from sqlalchemy import select, text
@@ -84,8 +87,8 @@ async def _oauth_client(client: httpx.AsyncClient, tenant: Tenant) -> str:
     return created
 
 
-async def _sync_run(client: httpx.AsyncClient, tenant: Tenant) -> str:
-    connection = await _created_id(
+async def _connection(client: httpx.AsyncClient, tenant: Tenant) -> str:
+    return await _created_id(
         await client.post(
             "/v1/connections",
             json={
@@ -101,10 +104,117 @@ async def _sync_run(client: httpx.AsyncClient, tenant: Tenant) -> str:
             headers=tenant.headers(),
         )
     )
+
+
+async def _start_sync(client: httpx.AsyncClient, tenant: Tenant, connection: str) -> str:
     r = await client.post(f"/v1/connections/{connection}/syncs", json={"kind": "orders"}, headers=tenant.headers())
     assert r.status_code == 202, r.text
     run: str = r.json()["id"]
     return run
+
+
+async def _sync_run(client: httpx.AsyncClient, tenant: Tenant) -> str:
+    return await _start_sync(client, tenant, await _connection(client, tenant))
+
+
+def _app(client: httpx.AsyncClient) -> Any:
+    """The app behind the test client: its resources (the test's transaction) and settings, for the factories
+    that run a job the way a worker would."""
+    transport = client._transport
+    assert isinstance(transport, httpx.ASGITransport)
+    return transport.app
+
+
+async def _purchase_order_and_document(client: httpx.AsyncClient, tenant: Tenant) -> tuple[str, str]:
+    """A purchase order stored the way a sync stores one, minus the HTTP: a page of the simulator's orders is
+    validated as the SP-API client does, archived as a raw document and upserted with that document's id (as
+    ``sync._write_page``), for a connection and an orders sync run made through the API."""
+    from acorn_api.amazon import sync, wire
+    from acorn_api.amazon.repository import purchase_orders
+    from acorn_api.core.time import utcnow
+    from acorn_api.ledger.archive import raw_documents
+    from acorn_sim import SimulatorConfig
+    from acorn_sim.data import DataSet, order_json
+
+    connection = await _connection(client, tenant)
+    run = await _start_sync(client, tenant, connection)
+    [order] = DataSet(SimulatorConfig(seed=uuid.uuid4().int % 2**31, purchase_orders=1, history_days=30)).orders
+    raw = orjson.dumps({"payload": {"orders": [order_json(order)]}})
+    page = wire.PURCHASE_ORDERS_PAGE.validate_json(raw)["payload"]
+    assert page is not None
+    headers, items = sync.order_rows(page["orders"])
+    async with _app(client).state.resources.sessionmaker() as session:
+        archived = await raw_documents.store(
+            session,
+            tenant.id,
+            raw,
+            source="sp-api:getPurchaseOrders",
+            fetched_at=utcnow(),
+            metadata={"connection_id": connection, "sync_run_id": run},
+        )
+        counts = await purchase_orders.upsert_page(
+            session,
+            tenant.id,
+            connection_id=uuid.UUID(connection),
+            sync_run_id=uuid.UUID(run),
+            raw_document_id=archived.id,
+            orders=headers,
+            items=items,
+        )
+        assert counts.created == 1, counts
+        await session.commit()
+    return order.number, str(archived.id)
+
+
+async def _purchase_order(client: httpx.AsyncClient, tenant: Tenant) -> str:
+    return (await _purchase_order_and_document(client, tenant))[0]
+
+
+async def _raw_document(client: httpx.AsyncClient, tenant: Tenant) -> str:
+    return (await _purchase_order_and_document(client, tenant))[1]
+
+
+@dataclass(frozen=True)
+class Imported:
+    import_id: str
+    invoice_number: str
+    payment_number: str
+
+
+async def _remittance_import(client: httpx.AsyncClient, tenant: Tenant) -> Imported:
+    """A remittance uploaded through POST /v1/imports and loaded by the import job, as a worker runs it: one
+    payment of one invoice (plus the file's deduction lines)."""
+    from acorn_api.ledger import jobs
+    from tests.ledger import files
+
+    payment = f"P{uuid.uuid4().hex[:10].upper()}"
+    first_invoice = 100_000 + uuid.uuid4().int % 800_000
+    content = files.to_csv(files.remittance(payment=payment, invoices=1, start=first_invoice).rows).encode()
+    r = await client.post(
+        "/v1/imports",
+        files={"file": ("remittance.csv", content)},
+        data={"report_type": "remittance"},
+        headers=tenant.headers(),
+    )
+    assert r.status_code == 202, r.text
+    import_id: str = r.json()["id"]
+    app = _app(client)
+    resources = app.state.resources
+    ctx = {"sessionmaker": resources.sessionmaker, "redis": resources.redis, "settings": app.state.settings}
+    assert await jobs.load_import(ctx, str(tenant.id), import_id) == "succeeded"
+    return Imported(import_id, str(first_invoice), payment)
+
+
+async def _import(client: httpx.AsyncClient, tenant: Tenant) -> str:
+    return (await _remittance_import(client, tenant)).import_id
+
+
+async def _invoice(client: httpx.AsyncClient, tenant: Tenant) -> str:
+    return (await _remittance_import(client, tenant)).invoice_number
+
+
+async def _payment(client: httpx.AsyncClient, tenant: Tenant) -> str:
+    return (await _remittance_import(client, tenant)).payment_number
 
 
 async def _webhook_endpoint(client: httpx.AsyncClient, tenant: Tenant) -> str:
@@ -151,9 +261,7 @@ async def _refund_case(client: httpx.AsyncClient, tenant: Tenant) -> str:
     from acorn_api.refunds.models import RefundCase
     from tests.refunds.factories import make_entry
 
-    transport = client._transport
-    assert isinstance(transport, httpx.ASGITransport)
-    resources = transport.app.state.resources  # type: ignore[attr-defined]
+    resources = _app(client).state.resources
     async with resources.sessionmaker() as session:
         entry = await make_entry(session, tenant.id)
     await open_refund_cases({"sessionmaker": resources.sessionmaker, "redis": resources.redis}, str(tenant.id))
@@ -166,8 +274,6 @@ async def _refund_case(client: httpx.AsyncClient, tenant: Tenant) -> str:
 
 
 # Path parameter name → how to create one such object for account B. Add yours next to your resource.
-# po_number and document_id need a sync against the simulator; tests/amazon/test_purchase_orders.py checks
-# that another account sees neither.
 ID_FACTORIES: dict[str, IdFactory] = {
     "store_id": _store,
     "api_key_id": _api_key,
@@ -176,6 +282,11 @@ ID_FACTORIES: dict[str, IdFactory] = {
     "endpoint_id": _webhook_endpoint,
     "event_id": _event,
     "case_id": _refund_case,
+    "po_number": _purchase_order,
+    "document_id": _raw_document,
+    "import_id": _import,
+    "invoice_number": _invoice,
+    "payment_number": _payment,
 }
 
 # operation_id → a JSON body the route accepts, for schemas the generator below cannot satisfy.
@@ -476,11 +587,20 @@ def _refused_body(r: httpx.Response) -> bool:
     return r.status_code == 422 and any(e.get("loc", [None])[0] == "body" for e in r.json().get("errors") or [])
 
 
+def _missing(op: Op, ids: dict[str, str]) -> str:
+    missing = [p for p in op.params if p not in ids]
+    return (
+        f"{op.id}: cannot create {missing} through its collection route; add an ID_FACTORIES entry in "
+        "tests/test_isolation.py so the route is walked with real objects, not random ids"
+    )
+
+
 @pytest.mark.parametrize("op", WITH_IDS, ids=lambda op: op.id)
 async def test_other_accounts_ids_are_404_and_change_nothing(
     client: httpx.AsyncClient, session: AsyncSession, account: Tenant, other_account: Tenant, op: Op
 ) -> None:
     theirs = await _ids_of(client, other_account, op)
+    assert set(theirs) == set(op.params), _missing(op, theirs)
     before = await _fingerprint(session, other_account.id)
     r = await call(client, op, account.headers(), theirs)
     assert not _refused_body(r), (
@@ -500,10 +620,12 @@ async def test_unknown_ids_are_404(client: httpx.AsyncClient, account: Tenant, o
 
 @pytest.mark.parametrize("op", WITH_IDS, ids=lambda op: op.id)
 async def test_own_ids_are_not_404(client: httpx.AsyncClient, account: Tenant, op: Op) -> None:
-    """The control for the 404 test: with the account's own ids, the route finds the object."""
+    """The control for the 404 test: with the account's own ids, the route finds the object (a read answers
+    200; a write may still be refused for its state, e.g. 409, but not with 404)."""
     mine = await _ids_of(client, account, op)
-    if set(mine) != set(op.params):
-        missing = [p for p in op.params if p not in mine]
-        pytest.skip(f"cannot create {missing} generically and no ID_FACTORIES entry: only random ids are checked")
+    assert set(mine) == set(op.params), _missing(op, mine)
     r = await call(client, op, account.headers(), mine)
-    assert r.status_code != 404, f"{op.id} with the account's own ids: {r.text}"
+    if op.method == "GET":
+        assert r.status_code == 200, f"{op.id} with the account's own ids {mine}: {r.status_code} {r.text}"
+    else:
+        assert r.status_code != 404, f"{op.id} with the account's own ids {mine}: {r.text}"

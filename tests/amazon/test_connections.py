@@ -112,6 +112,53 @@ async def test_a_schedule_must_be_an_interval_or_a_cron_expression(client: Async
     assert r.json()["errors"][0]["loc"][-1] == "sync_schedule"
 
 
+def _errors(r: Any) -> dict[tuple[str, ...], str]:
+    return {tuple(e["loc"]): e["msg"] for e in r.json()["errors"]}
+
+
+async def test_a_marketplace_of_another_region_is_refused(
+    client: AsyncClient, account: Tenant, session: AsyncSession
+) -> None:
+    """A connection calls one region's SP-API host; DE (EU) cannot be reached through NA's."""
+    r = await client.post(
+        "/v1/connections",
+        json=connection_body("http://127.0.0.1:9", region="NA", marketplaces=["US", "DE", "JP"]),
+        headers=account.headers(),
+    )
+    assert r.status_code == 422, r.text
+    [(loc, msg)] = _errors(r).items()
+    assert loc == ("body", "marketplaces")
+    assert "marketplace DE is in region EU, not NA" in msg and "marketplace JP is in region FE, not NA" in msg
+    assert "marketplace US" not in msg
+    assert await session.scalar(select(VendorConnection.id).where(VendorConnection.account_id == account.id)) is None
+    eu = await create(client, account, region="EU", marketplaces=["DE", "UK"])
+    assert eu["marketplaces"] == ["DE", "UK"]
+
+
+async def test_a_change_of_region_or_marketplaces_must_keep_them_together(client: AsyncClient, account: Tenant) -> None:
+    created = await create(client, account)  # NA, US
+    url = f"/v1/connections/{created['id']}"
+    secrets = {"client_id": "a", "client_secret": "b", "refresh_token": "c"}
+    cases: list[tuple[dict[str, Any], str, str]] = [
+        ({"marketplaces": ["US", "DE"]}, "marketplaces", "marketplace DE is in region EU, not NA"),
+        ({"region": "EU", **secrets}, "region", "marketplace US is in region NA, not EU"),
+        ({"region": "EU", "marketplaces": ["US"], **secrets}, "marketplaces", "marketplace US is in region NA"),
+    ]
+    for change, field, reason in cases:
+        r = await client.patch(url, json=change, headers=account.headers())
+        assert r.status_code == 422, (change, r.text)
+        errors = _errors(r)
+        assert set(errors) == {("body", field)}, (change, errors)
+        assert reason in errors[("body", field)], (change, errors)
+    unchanged = (await client.get(url, headers=account.headers())).json()
+    assert (unchanged["region"], unchanged["marketplaces"], unchanged["version"]) == ("NA", ["US"], 1)
+    moved = await client.patch(url, json={"region": "EU", "marketplaces": ["DE"], **secrets}, headers=account.headers())
+    assert moved.status_code == 200, moved.text
+    assert (moved.json()["region"], moved.json()["marketplaces"]) == ("EU", ["DE"])
+    more = await client.patch(url, json={"marketplaces": ["DE", "FR"]}, headers=account.headers())
+    assert more.status_code == 200 and more.json()["marketplaces"] == ["DE", "FR"]
+
+
 async def test_names_are_unique_per_account(client: AsyncClient, account: Tenant) -> None:
     await create(client, account, name="Main")
     r = await client.post(

@@ -93,7 +93,7 @@ async def test_a_bulk_transition_mixing_accounts_moves_only_the_callers_cases(
     assert await _fingerprint(session, other_account.id) == before
 
 
-async def test_an_upload_naming_another_accounts_store_or_mapping_is_404_and_writes_nothing(
+async def test_an_upload_naming_another_accounts_store_or_mapping_is_422_naming_it_and_writes_nothing(
     client: httpx.AsyncClient, session: AsyncSession, account: Tenant, other_account: Tenant
 ) -> None:
     theirs: dict[str, str] = {}
@@ -109,6 +109,12 @@ async def test_an_upload_naming_another_accounts_store_or_mapping_is_404_and_wri
             files={"file": ("invoices.csv", csv, "text/csv")},
             headers={**account.headers(), "Idempotency-Key": uuid.uuid4().hex},
         )
-        named = r.status_code == 422 and any(e["loc"][:2] == ["body", name] for e in r.json().get("errors") or [])
-        assert r.status_code == 404 or named, f"upload with B's {name}: {r.status_code} {r.text}"
+        # a reference inside the form answers as one inside a JSON body (a quote's store_id): 422 naming it,
+        # the same for both fields (the store used to be a 404, the mapping a 422)
+        assert r.status_code == 422, f"upload with B's {name}: {r.status_code} {r.text}"
+        assert [e["loc"] for e in r.json()["errors"]] == [["body", name]], r.text
+        assert (
+            r.json()["errors"][0]["msg"]
+            == f"no such {'store' if name == 'store_id' else 'import mapping'} in this account"
+        )
     assert (await _fingerprint(session, account.id), await _fingerprint(session, other_account.id)) == before

@@ -238,6 +238,31 @@ async def test_list_filters(client: AsyncClient, account: Tenant, params: dict, 
     assert [s["code"] for s in r.json()["data"]] == expected
 
 
+async def test_a_store_prices_in_its_own_currency_not_necessarily_its_marketplaces(
+    client: AsyncClient, account: Tenant
+) -> None:
+    """Kept by design (security-suite finding 3): DESIGN.md makes the store the unit of pricing and ties no
+    currency to a marketplace, so a US store may price in EUR; its quotes then follow the store, not the
+    marketplace."""
+    from tests.catalog.factories import item_body
+
+    store = await create_store(client, account, currency="EUR")
+    assert (store["marketplace"], store["currency"]) == ("US", "EUR")
+    item = await client.post("/v1/items", json=item_body(), headers=account.headers())
+    assert item.status_code == 201, item.text
+    quote = {
+        "item_id": item.json()["id"],
+        "store_id": store["id"],
+        "cost_price": "10.00",
+        "effective_from": "2031-01-01T00:00:00Z",
+    }
+    usd = await client.post("/v1/quotes", json={**quote, "currency": "USD"}, headers=account.headers())
+    assert usd.status_code == 422, usd.text
+    assert [e["loc"] for e in usd.json()["errors"]] == [["body", "currency"]]
+    eur = await client.post("/v1/quotes", json={**quote, "currency": "EUR"}, headers=account.headers())
+    assert eur.status_code == 201, eur.text
+
+
 @pytest.mark.parametrize("params", [{"limit": 0}, {"limit": 201}, {"cursor": "garbage!"}, {"region": "XX"}])
 async def test_bad_list_parameters_are_422(client: AsyncClient, account: Tenant, params: dict) -> None:
     r = await client.get("/v1/stores", params=params, headers=account.headers())

@@ -21,9 +21,16 @@ from acorn_api.amazon.errors import SpApiError
 from acorn_api.amazon.models import ACTIVE_SYNC_STATUSES, VendorConnection
 from acorn_api.amazon.repository import connections, sync_runs
 from acorn_api.amazon.schedule import next_run
-from acorn_api.amazon.schemas import ConnectionCreate, ConnectionOut, ConnectionStatus, ConnectionUpdate
+from acorn_api.amazon.schemas import (
+    ConnectionCreate,
+    ConnectionOut,
+    ConnectionStatus,
+    ConnectionUpdate,
+    marketplaces_outside,
+)
 from acorn_api.core.errors import Conflict, Unprocessable, field_error, invalid_field
 from acorn_api.core.pagination import PageParams, Slice
+from acorn_api.core.regions import Marketplace, Region
 from acorn_api.core.time import utcnow
 from acorn_api.core.versioning import require_version
 from acorn_api.settings import Settings
@@ -145,6 +152,25 @@ def _moves_host(connection: VendorConnection, fields: dict[str, object], endpoin
     return "region" in fields and str(fields["region"]) != connection.region
 
 
+def _check_region_of_marketplaces(connection: VendorConnection, data: ConnectionUpdate) -> None:
+    """A new region keeps the stored marketplaces unless the request sends others, and new marketplaces keep
+    the stored region: whichever the request changes must fit the other (the schema checks the pair when both
+    are sent). Unchanged pairs are not re-checked, so a connection stored before this rule can still be edited."""
+    if data.region is None and data.marketplaces is None:
+        return
+    region = data.region or Region(connection.region)
+    marketplaces = (
+        data.marketplaces if data.marketplaces is not None else [Marketplace(m) for m in connection.marketplaces]
+    )
+    problem = marketplaces_outside(region, marketplaces)
+    if problem is not None:
+        if data.marketplaces is None:
+            problem += "; send the new region's marketplaces in the same request"
+        raise invalid_field(
+            ["body", "marketplaces" if data.marketplaces is not None else "region"], problem, "region_mismatch"
+        )
+
+
 async def update_connection(
     session: AsyncSession,
     settings: Settings,
@@ -175,6 +201,7 @@ async def update_connection(
                 for name in ("client_secret", "refresh_token")
             ],
         )
+    _check_region_of_marketplaces(connection, data)
     before = audit.snapshot(connection, AUDITED_FIELDS)
     if "name" in fields and await connections.name_taken(
         session, caller.account_id, fields["name"], except_id=connection.id

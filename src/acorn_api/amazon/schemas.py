@@ -8,11 +8,11 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from acorn_api.amazon.schedule import DEFAULT_SCHEDULE, check_schedule
 from acorn_api.core.money import Amount, CurrencyCode, Money
-from acorn_api.core.regions import Marketplace, Region
+from acorn_api.core.regions import MARKETPLACE_REGION, Marketplace, Region
 from acorn_api.core.time import UTCDateTime
 from acorn_api.stores.schemas import VendorCode, VendorCodes
 
@@ -67,6 +67,23 @@ def _check_marketplaces(values: list[Marketplace]) -> list[Marketplace]:
     return values
 
 
+def marketplaces_outside(region: Region, marketplaces: list[Marketplace]) -> str | None:
+    """Why ``marketplaces`` cannot be served by ``region``'s SP-API host, or None: each marketplace belongs to
+    exactly one region (``MARKETPLACE_REGION``), and a connection calls one region's host."""
+    foreign = [m for m in marketplaces if MARKETPLACE_REGION[m] != region]
+    if not foreign:
+        return None
+    return "; ".join(
+        f"marketplace {m.value} is in region {MARKETPLACE_REGION[m].value}, not {region.value}" for m in foreign
+    )
+
+
+def _check_marketplaces_in_region(marketplaces: list[Marketplace] | None, info: ValidationInfo) -> None:
+    region = info.data.get("region")
+    if region is not None and marketplaces is not None and (problem := marketplaces_outside(region, marketplaces)):
+        raise ValueError(problem)
+
+
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 Endpoint = Annotated[
     str,
@@ -108,6 +125,12 @@ class ConnectionCreate(BaseModel):
     sync_schedule: Schedule = DEFAULT_SCHEDULE
     status: ConnectionStatus = ConnectionStatus.active
 
+    @field_validator("marketplaces")
+    @classmethod
+    def _marketplaces_in_region(cls, marketplaces: list[Marketplace], info: ValidationInfo) -> list[Marketplace]:
+        _check_marketplaces_in_region(marketplaces, info)
+        return marketplaces
+
 
 class ConnectionUpdate(BaseModel):
     """Only the fields present change. Sending new credentials replaces all three."""
@@ -141,6 +164,15 @@ class ConnectionUpdate(BaseModel):
         if value is None:
             raise ValueError("cannot be null; leave the field out to keep the current value")
         return value
+
+    @field_validator("marketplaces")
+    @classmethod
+    def _marketplaces_in_region(
+        cls, marketplaces: list[Marketplace] | None, info: ValidationInfo
+    ) -> list[Marketplace] | None:
+        # both in the request; a change of only one of them is checked against the stored other by the service
+        _check_marketplaces_in_region(marketplaces, info)
+        return marketplaces
 
     @model_validator(mode="after")
     def _credentials_together(self) -> ConnectionUpdate:

@@ -60,6 +60,7 @@ twice); if the earlier import failed it is queued again with the options of this
 * `mapping_id`: a mapping of renamed columns (`/v1/import-mappings`); without it the report type's
   default mapping, if any, applies.
 * `store_id`: the store of every row; otherwise a row's vendor code picks the store that has it.
+* an unknown `mapping_id` or `store_id` (or one of another account) answers 422 naming the field.
 * `reject_file_on_errors` (default true): any invalid row fails the whole file; false loads the valid rows
   and reports the others.
 * `date_format`: the file's date format, when its dates cannot tell day from month (every day ≤ 12).
@@ -76,7 +77,7 @@ Files larger than `ACORN_MAX_IMPORT_BYTES` (default 200 MB) answer 413.
     operation_id="create_import",
     responses={
         200: {"model": ImportOut, "description": "The same file was imported before"},
-        **problems(403, 404, 413),
+        **problems(403, 413),
     },
 )
 async def create_import(

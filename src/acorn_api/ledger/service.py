@@ -108,12 +108,14 @@ async def create_import(
     if upload.report_type not in SUPPORTED_REPORT_TYPES:
         raise invalid_field(["body", "report_type"], f"{upload.report_type} files are not imported yet")
     account_id = caller.account_id
-    if upload.store_id is not None:
-        await stores.get(session, account_id, upload.store_id)
+    # An unknown (or another account's) id inside the form is a 422 naming the field, as for every other
+    # reference in a request body (a quote's item_id or store_id); 404 is for the resource in the path.
+    if upload.store_id is not None and await stores.find(session, account_id, upload.store_id) is None:
+        raise invalid_field(["body", "store_id"], "no such store in this account", "not_found")
     if upload.mapping_id is not None:
         mapping = await mappings.find(session, account_id, upload.mapping_id)
         if mapping is None:
-            raise invalid_field(["body", "mapping_id"], "no such import mapping")
+            raise invalid_field(["body", "mapping_id"], "no such import mapping in this account", "not_found")
         if mapping.report_type != upload.report_type:
             raise invalid_field(["body", "mapping_id"], f"the mapping is for {mapping.report_type} reports")
     sha256, size = await asyncio.to_thread(_hash_and_size, upload.file)
