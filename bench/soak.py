@@ -17,8 +17,8 @@ Redis clients (``CLIENT LIST``). At the end, once the queue has drained, it chec
 
 * no error responses;
 * RSS of each process grows less than ``--rss-bound`` MB over the second half of the run;
-* PostgreSQL connections never exceed both pools plus this script's own, and the second half's peak is no
-  higher than the first half's (no leak);
+* PostgreSQL connections never exceed both pools plus 2, and the second half's peak is at most 2 above the
+  first half's (pools fill lazily; a leak keeps growing);
 * Redis clients: the second half's peak is no more than 2 above the first half's;
 * every import loaded and every event delivered.
 
@@ -206,6 +206,8 @@ class Load:
             return
         body = {
             "item_id": item.json()["id"],
+            "region": "NA",
+            "marketplace": "US",
             "currency": "USD",
             "cost_price": f"{self.rng.randint(100, 9999) / 100:.2f}",
             "effective_from": (datetime.now(UTC) + timedelta(days=1)).isoformat(),
@@ -214,7 +216,7 @@ class Load:
         if r.status_code == 201:
             quote_id = r.json()["id"]
             self.quotes.append(quote_id)
-            await self.call("POST", f"/v1/quotes/{quote_id}/submit", (200,), json={})
+            await self.call("POST", f"/v1/quotes/{quote_id}/submit", (200,), json={"version": r.json()["version"]})
 
     async def upload(self) -> None:
         self.uploads += 1
@@ -268,7 +270,7 @@ class Load:
             await self.read()
         elif roll < 0.80:
             await self.create_store()
-        elif roll < 0.90:
+        elif roll < 0.92:
             await self.create_quote()
         elif roll < 0.96:
             await self.upload()
@@ -436,8 +438,8 @@ async def run(args: argparse.Namespace, database_url: str, redis_url: str, logs:
     pg_first, pg_second = max(s.pg_connections for s in first), max(s.pg_connections for s in half)
     checks.append(
         (
-            f"PostgreSQL connections <= {pg_cap} (two pools + the crons' own) and second-half peak <= first-half peak",
-            max(pg_first, pg_second) <= pg_cap and pg_second <= pg_first,
+            f"PostgreSQL connections <= {pg_cap} (two pools + 2) and second-half peak <= first-half peak + 2",
+            max(pg_first, pg_second) <= pg_cap and pg_second <= pg_first + 2,
             f"first half peak {pg_first}, second half peak {pg_second}",
         )
     )
@@ -477,7 +479,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--sample", type=float, default=10.0, help="seconds between samples")
     parser.add_argument("--rss-bound", type=float, default=30.0, help="MB of RSS growth allowed over the second half")
-    parser.add_argument("--drain", type=float, default=120.0, help="seconds to wait for background work at the end")
+    parser.add_argument("--drain", type=float, default=600.0, help="seconds to wait for background work at the end")
     parser.add_argument("--seed", type=int, default=14)
     parser.add_argument(
         "--database-url",
