@@ -406,6 +406,13 @@ async def run(args: argparse.Namespace, database_url: str, redis_url: str, logs:
             await asyncio.gather(*tasks)
             elapsed = time.monotonic() - t0
             done, state = await drained(pg, args.drain)
+            idle_clients = [c for c in await rds.client_list() if int(c.get("idle", 0)) > 60]
+            print(
+                f"after the drain: {len(await rds.client_list()) - 1} Redis clients, {len(idle_clients)} idle > 60 s; "
+                f"{await pg.fetchval('SELECT count(*) FROM pg_stat_activity WHERE datname = $1', database) - 1} "
+                "PostgreSQL connections",
+                flush=True,
+            )
             received = int((await api.get(receiver + "/count")).text) if done else -1
         await pg.close()
         await rds.aclose()
