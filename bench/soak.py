@@ -126,7 +126,7 @@ def rss_mb(pid: int) -> float:
     raise RuntimeError(f"no VmRSS for {pid}")
 
 
-async def wait_until_up(url: str, seconds: float = 30) -> None:
+async def wait_until_up(url: str, seconds: float = 120) -> None:
     deadline = time.monotonic() + seconds
     async with httpx.AsyncClient() as client:
         while True:
