@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import json
 import os
 import random
@@ -61,7 +62,8 @@ from acorn_api.migrate import scratch_database  # noqa: E402
 from tests.ledger import files  # noqa: E402
 
 POOL_SIZE = 10  # each process's database pool (the default ``database_pool_size``)
-BIG_LIMIT = 1_000_000  # rate limits out of the way: the soak measures leaks, not the limiter
+BIG_LIMIT = 1_000_000
+UPLOAD_NUMBERS = itertools.count(1)  # rate limits out of the way: the soak measures leaks, not the limiter
 
 RECEIVER = r"""
 import sys, uvicorn
@@ -220,7 +222,7 @@ class Load:
 
     async def upload(self) -> None:
         self.uploads += 1
-        n = self.uploads * 1000 + self.rng.randint(0, 999)
+        n = next(UPLOAD_NUMBERS)  # unique across clients: an identical file would be answered 200 (deduplicated)
         remittance = files.remittance(payment=f"SOAK{n}", invoices=4, start=10_000_000 + n * 10)
         r = await self.call(
             "POST",
