@@ -177,7 +177,7 @@ class Workload:
     def steps(self) -> list[Callable[[], Awaitable[None]]]:
         # No two files share a ledger key (an invoice number, a co-op agreement): when two sources carry the same
         # key the first one *loaded* wins, and loads run concurrently, so the winner depends on timing even
-        # without faults (see the README's Reliability section). Each file is still reconciled with the others.
+        # without faults (see the README's Reliability section). Matching still runs over all of them together.
         remittance = files.remittance(invoices=8, start=3000)
         coop_rows = [[*row[:-1], "ABCD-87654321"] if i else row for i, row in enumerate(files.coop(lines=3)[0])]
         reports: list[tuple[str, list[list[Any]]]] = [
