@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import redis
 
@@ -107,7 +109,27 @@ class PrivatePostgres:
         with self.server._lock:
             self.server.ensure_postgres_running()
 
+    def _processes(self) -> list[Any]:
+        import psutil
+
+        pid = self.server.get_pid()
+        assert pid is not None, "the private PostgreSQL is not running"
+        postmaster = psutil.Process(pid)
+        return [postmaster, *postmaster.children(recursive=True)]
+
+    def freeze(self) -> None:
+        """SIGSTOP the postmaster and every backend: a server that holds its sockets open and answers nothing
+        (a network partition, a hung host), the case where only timeouts help."""
+        for process in self._processes():
+            process.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        for process in self._processes():
+            process.send_signal(signal.SIGCONT)
+
     def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.thaw()
         with contextlib.suppress(Exception):
             self.server.cleanup()
 

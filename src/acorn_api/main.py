@@ -75,7 +75,7 @@ ROUTERS = [
 
 
 async def open_resources(settings: Settings) -> Resources:
-    engine = make_engine(settings)
+    engine = make_engine(settings, command_timeout=settings.database_command_timeout)
     if not settings.redis_url:
         raise RuntimeError("no Redis configured: set ACORN_REDIS_URL or use `acorn-api dev`")
     redis = await create_pool(queue_settings(settings.redis_url), default_queue_name=settings.arq_queue_name)

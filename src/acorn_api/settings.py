@@ -46,6 +46,13 @@ class Settings(BaseSettings):
     database_connect_timeout: float = Field(
         default=5.0, gt=0, le=60, description="seconds to wait for a new database connection before answering 503"
     )
+    database_command_timeout: float | None = Field(
+        default=60.0,
+        gt=0,
+        le=3600,
+        description="API only: seconds a statement may run before it is cancelled and the request answers 503 "
+        "(a frozen or cut-off database is a bounded wait, not a hang); the worker's long loads are not bounded",
+    )
     log_level: str = "INFO"
     log_json: bool = True
     cors_origins: list[str] = Field(default_factory=list)

@@ -10,7 +10,9 @@ from typing import Any
 import pytest
 from arq import create_pool
 from arq.connections import ArqRedis
-from arq.jobs import Job, JobStatus
+from arq.constants import result_key_prefix
+from arq.jobs import Job, JobStatus, serialize_result
+from arq.worker import JobExecutionFailed
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -151,6 +153,49 @@ async def test_jobs_lost_with_redis_data_are_sent_again(
         await redispatch_jobs(ctx)  # Redis kept its data since: nothing more to re-send
         row = await outbox_row(committing_sessionmaker, job_id)
         assert row is not None and row.attempts == 2
+    finally:
+        await pool.aclose()
+
+
+async def test_a_job_arq_marked_expired_without_running_it_is_sent_again(
+    committing_sessionmaker: async_sessionmaker[AsyncSession], settings: Settings, private: PrivateRedis
+) -> None:
+    """arq took the id from its queue, Redis lost its data before the job was read, and arq stored a failed
+    "job expired" result under the id (found by tests/webhooks/test_chaos.py). That result must not block the
+    outbox's re-send after the data loss: the job never ran."""
+    pool = await pool_for(private, settings)
+    ctx = cron_ctx(committing_sessionmaker, pool, settings, f"outbox-{uuid.uuid4().hex[:8]}")
+    try:
+        await redispatch_jobs(ctx)
+        job_id = f"test:{uuid.uuid4()}"
+        async with transaction(committing_sessionmaker, pool) as s:
+            enqueue_after_commit(s, "expire_quotes", job_id=job_id)
+        private.shutdown()
+        private.start()
+        # what arq's worker writes when the job key it wants to run is gone (Worker.run_job, "job expired")
+        now_ms = int(utcnow().timestamp() * 1000)
+        result = serialize_result(
+            "expire_quotes", (), {}, 1, now_ms, False, JobExecutionFailed("job expired"), now_ms, now_ms,
+            f"{job_id}:expire_quotes", settings.arq_queue_name, job_id,
+        )  # fmt: skip
+        assert result is not None
+        await pool.set(result_key_prefix + job_id, result, px=3_600_000)
+        assert await arq_status(pool, settings, job_id) == JobStatus.complete
+
+        await redispatch_jobs(ctx)  # the epoch key is gone: every recent job is re-sent
+        assert await arq_status(pool, settings, job_id) == JobStatus.queued, "sent again, not taken as done"
+
+        # a job that really ran keeps its result and is not sent again
+        ran = f"test:{uuid.uuid4()}"
+        done = serialize_result(
+            "expire_quotes", (), {}, 1, now_ms, True, 0, now_ms, now_ms, f"{ran}:expire_quotes",
+            settings.arq_queue_name, ran,
+        )  # fmt: skip
+        assert done is not None
+        await pool.set(result_key_prefix + ran, done, px=3_600_000)
+        async with transaction(committing_sessionmaker, pool) as s:
+            enqueue_after_commit(s, "expire_quotes", job_id=ran)
+        assert await arq_status(pool, settings, ran) == JobStatus.complete
     finally:
         await pool.aclose()
 

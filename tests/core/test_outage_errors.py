@@ -95,6 +95,18 @@ async def test_a_redis_outage_answers_503_and_a_bug_still_answers_500(app_with_r
     assert "retry-after" not in bug.headers
 
 
+def test_a_server_starting_up_or_shutting_down_is_an_outage() -> None:
+    import asyncpg
+    import sqlalchemy.exc
+
+    for cause in (asyncpg.CannotConnectNowError("the database system is starting up"), asyncpg.AdminShutdownError()):
+        wrapped = sqlalchemy.exc.DBAPIError("SELECT 1", None, cause)  # what SQLAlchemy's asyncpg dialect raises
+        wrapped.__cause__ = cause
+        assert unavailable_dependency(wrapped) == "database", cause
+    unique = asyncpg.UniqueViolationError("duplicate key")
+    assert unavailable_dependency(sqlalchemy.exc.DBAPIError("INSERT", None, unique)) is None, "a request's own error"
+
+
 def test_only_connection_failures_count_as_outages() -> None:
     assert unavailable_dependency(FileNotFoundError(2, "no such file")) is None, "not raised by a driver"
     assert unavailable_dependency(ValueError("bad input")) is None

@@ -11,11 +11,13 @@ from typing import Any
 
 import httpx
 from arq.connections import ArqRedis
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from acorn_api.amazon.models import PurchaseOrder, PurchaseOrderItem, VendorConnection
 from acorn_api.core.time import utcnow
 from acorn_api.reconciliation.jobs import match_invoices
+from acorn_api.reconciliation.models import ReconciliationRun, RunKind, RunStatus
 from tests.conftest import Tenant
 from tests.reconciliation.factories import DAY0, Ledger
 from tests.stores.factories import store_body
@@ -77,6 +79,36 @@ async def test_an_import_triggers_an_incremental_run(
         "succeeded",
         3,
     )
+
+
+async def test_a_redelivered_incremental_match_finishes_the_run_a_killed_worker_left_running(
+    client: httpx.AsyncClient,
+    account: Tenant,
+    ledger: Ledger,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    redis: ArqRedis,
+) -> None:
+    imp = await ledger.new_import()
+    await three_invoices(ledger)
+    # what a worker SIGKILLed after the run's first transaction leaves: the run committed as running, no result
+    stuck = ReconciliationRun(
+        id=uuid.uuid4(), kind=RunKind.incremental, import_id=imp, status=RunStatus.running, started_at=utcnow()
+    )
+    stuck.account_id = account.id
+    ledger.session.add(stuck)
+    await ledger.session.commit()
+
+    ctx = {"sessionmaker": sessionmaker, "redis": redis}
+    assert await match_invoices(ctx, str(account.id), str(imp)) == str(stuck.id), "the same run, not a second one"
+    runs = (await client.get("/v1/reconciliation/runs/" + str(stuck.id), headers=account.headers())).json()
+    assert (runs["status"], runs["invoices_matched"]) == ("succeeded", 3)
+    async with sessionmaker() as s:
+        count = await s.scalar(
+            select(func.count()).select_from(ReconciliationRun).where(ReconciliationRun.import_id == imp)
+        )
+    assert count == 1
+    # a later delivery for the same import (nothing unfinished) still records a run of its own, as before
+    assert await match_invoices(ctx, str(account.id), str(imp)) not in (None, str(stuck.id))
 
 
 async def test_list_invoices_filters_and_pages(client: httpx.AsyncClient, account: Tenant, ledger: Ledger) -> None:

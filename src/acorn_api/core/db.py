@@ -53,7 +53,11 @@ def _refuse_closed_connection(dbapi_connection: Any, record: Any, proxy: Any) ->
         raise DisconnectionError("connection closed by the server")
 
 
-def make_engine(settings: Settings, database_url: str | None = None, **overrides: Any) -> AsyncEngine:
+def make_engine(
+    settings: Settings, database_url: str | None = None, *, command_timeout: float | None = None, **overrides: Any
+) -> AsyncEngine:
+    """The engine of one process. ``command_timeout`` (the API passes ``database_command_timeout``) bounds every
+    statement: asyncpg cancels it and raises ``TimeoutError``, which the API answers with a 503."""
     url = database_url or settings.database_url
     if not url:
         raise RuntimeError("no database configured: set ACORN_DATABASE_URL or use `acorn-api dev`")
@@ -67,6 +71,7 @@ def make_engine(settings: Settings, database_url: str | None = None, **overrides
         "connect_args": {
             "server_settings": {"application_name": "acorn-api", "timezone": "UTC"},
             "timeout": settings.database_connect_timeout,  # an unreachable server is a quick 503, not a 60 s hang
+            "command_timeout": command_timeout,
         },
     }
     options.update(overrides)

@@ -310,6 +310,11 @@ _CONNECTION_ERRNOS = {
     errno.ENOENT,  # a Unix socket whose server is not running
 }
 _DRIVER_MODULES = ("asyncpg", "sqlalchemy", "redis", "arq")
+#: SQLSTATEs a server sends while it cannot serve: connection exceptions (class 08), operator intervention
+#: (57P01 admin shutdown, 57P02 crash shutdown, 57P03 "the database system is starting up / shutting down",
+#: 57P05 idle session timeout) and too many connections (53300). SQLAlchemy wraps some of them in a plain
+#: ``DBAPIError``, which alone says nothing about the cause.
+_UNAVAILABLE_SQLSTATE_PREFIXES = ("08", "57P", "53300")
 
 
 def _chain(exc: BaseException) -> Iterator[BaseException]:
@@ -347,6 +352,9 @@ def unavailable_dependency(exc: BaseException) -> str | None:
             error.connection_invalidated
             or isinstance(error, sqlalchemy.exc.OperationalError | sqlalchemy.exc.InterfaceError)
         ):
+            return "database"
+        sqlstate = getattr(error, "sqlstate", None)
+        if isinstance(sqlstate, str) and sqlstate.startswith(_UNAVAILABLE_SQLSTATE_PREFIXES):
             return "database"
         if isinstance(error, ConnectionError | TimeoutError) or (
             isinstance(error, OSError) and error.errno in _CONNECTION_ERRNOS and _raised_in(error, _DRIVER_MODULES)

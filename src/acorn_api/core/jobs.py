@@ -45,6 +45,9 @@ from typing import Any
 
 import structlog
 from arq.connections import ArqRedis, RedisSettings
+from arq.constants import result_key_prefix
+from arq.jobs import Job
+from arq.worker import JobExecutionFailed
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -137,8 +140,27 @@ def enqueue_after_commit(
 
 async def _send(redis: ArqRedis, row: JobOutbox) -> None:
     defer = row.defer_until if row.defer_until is not None and row.defer_until > utcnow() else None
-    # None back means arq already holds a job with this id (queued, running or its result): sent, either way
-    await redis.enqueue_job(row.function, *row.args, _job_id=row.arq_job_id, _defer_until=defer)
+    # None back means arq already holds a job with this id (queued, running or its result): sent, either way --
+    # unless that result says the job "expired": arq took the id from its queue but found no job behind it (Redis
+    # lost its data in between) and recorded a failure for a job that never ran. That result would block the
+    # re-send for as long as it is kept, so it is dropped and the job enqueued again.
+    job = await redis.enqueue_job(row.function, *row.args, _job_id=row.arq_job_id, _defer_until=defer)
+    if job is None and await _expired_without_running(redis, row.arq_job_id):
+        await redis.delete(result_key_prefix + row.arq_job_id)
+        await redis.enqueue_job(row.function, *row.args, _job_id=row.arq_job_id, _defer_until=defer)
+
+
+async def _expired_without_running(redis: ArqRedis, job_id: str) -> bool:
+    try:
+        info = await Job(job_id, redis).result_info()
+    except Exception:  # an unreadable result: leave it alone
+        return False
+    return (
+        info is not None
+        and not info.success
+        and isinstance(info.result, JobExecutionFailed)
+        and "expired" in str(info.result)
+    )
 
 
 async def flush_pending_jobs(session: AsyncSession, redis: ArqRedis | None) -> None:

@@ -22,9 +22,11 @@ async def match_invoices(
     """Match the invoices an import touched (``import_id``) or all of them, recording a run.
 
     Enqueued by the ledger import job with ``import_id`` (incremental), and by ``POST
-    /v1/reconciliation/runs`` with ``run_id`` (full). An unexpected error marks the run failed and is
-    not re-raised: arq would not retry it (DESIGN.md §8), and the next import or full run repairs
-    everything because matching recomputes from the ledger.
+    /v1/reconciliation/runs`` with ``run_id`` (full). A worker killed mid-match leaves its run ``running``;
+    arq delivers the job again (after its in-progress timeout, or at once after a Redis data loss) and the
+    delivery finishes that same run: an incremental one is found again by its import. An unexpected error
+    marks the run failed and is not re-raised: arq would not retry it (DESIGN.md §8), and the next import or
+    full run repairs everything because matching recomputes from the ledger.
     """
     account = uuid.UUID(account_id)
     imported = uuid.UUID(import_id) if import_id else None
@@ -38,17 +40,22 @@ async def match_invoices(
             if imported is not None and not await repo.import_exists(session, account, imported):
                 log.warning("match_invoices_unknown_import", account_id=account_id, import_id=import_id)
                 return None
+            found = await repo.runs.unfinished_incremental_for_update(session, account, imported) if imported else None
             kind = RunKind.incremental if imported else RunKind.full
-            run = repo.runs.add(session, account, ReconciliationRun(id=uuid.uuid4(), kind=kind, import_id=imported))
+            run = found or repo.runs.add(
+                session, account, ReconciliationRun(id=uuid.uuid4(), kind=kind, import_id=imported)
+            )
         run.status = RunStatus.running
         run.started_at = utcnow()
         run_uuid = run.id
 
     try:
         async with job_session(ctx) as session:
-            result = await service.match(session, account, imported)
+            # the run row stays locked while matching: a second delivery of this job waits, then finds it done
             done = await repo.runs.get_for_update(session, account, run_uuid)
-            assert done is not None
+            if done is None or done.status == RunStatus.succeeded:
+                return str(run_uuid)
+            result = await service.match(session, account, imported)
             done.status = RunStatus.succeeded
             done.finished_at = utcnow()
             done.invoices_matched = result.invoices_matched

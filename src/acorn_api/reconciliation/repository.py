@@ -63,6 +63,25 @@ class RunRepository:
         )
         return run
 
+    async def unfinished_incremental_for_update(
+        self, session: AsyncSession, account_id: uuid.UUID, import_id: uuid.UUID
+    ) -> ReconciliationRun | None:
+        """The import's incremental run that a killed worker left queued or running, locked (a re-delivery
+        of its job finishes that run instead of leaving it ``running`` for ever beside a new one)."""
+        run: ReconciliationRun | None = await session.scalar(
+            select(ReconciliationRun)
+            .where(
+                ReconciliationRun.account_id == account_id,
+                ReconciliationRun.import_id == import_id,
+                ReconciliationRun.kind == RunKind.incremental,
+                ReconciliationRun.status.in_([RunStatus.queued, RunStatus.running]),
+            )
+            .order_by(ReconciliationRun.created_at)
+            .limit(1)
+            .with_for_update()
+        )
+        return run
+
     def add(self, session: AsyncSession, account_id: uuid.UUID, run: ReconciliationRun) -> ReconciliationRun:
         run.account_id = account_id
         session.add(run)
