@@ -4,8 +4,9 @@ Upload (API process): the file is hashed and archived in chunks straight from th
 ``imports`` row is created, and the ``load_import`` job is enqueued after commit. The same bytes uploaded
 again as the same report are the earlier import.
 
-Load (worker): parse in a thread → ``COPY`` into staging → set-based inserts with ``ON CONFLICT DO
-NOTHING`` → import status, in one transaction. A worker that dies mid-load leaves nothing (the
+Load (worker): parse in a thread → ``COPY`` into staging → under the account's ledger-writer lock, set-based
+inserts of the natural keys the ledger lacks (deduplicated once, no ``ON CONFLICT``) → import status, in one
+transaction. A worker that dies mid-load leaves nothing (the
 transaction never committed) and the import is loaded again by the next delivery or by the stale-import
 recovery job.
 """
@@ -57,6 +58,7 @@ from acorn_api.ledger.repository import (
     entries,
     imports,
     invoices,
+    lock_ledger,
     mappings,
     payments,
 )
@@ -521,6 +523,8 @@ async def record_accepted_submission(
     ``adjustment`` entry (negative), without an ``invoices`` row.
     """
     key = natural_key("submission", str(submission.id))
+    # the same lock an import's load takes: its anti-joins and inserts see this entry and invoice, or wait
+    await lock_ledger(session, account_id)
     if await entries.by_natural_key(session, account_id, key) is not None:
         return None
     is_credit = submission.invoice_type == "CreditNote"
