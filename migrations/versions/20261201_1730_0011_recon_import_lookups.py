@@ -1,7 +1,7 @@
 """reconciliation: index the lookups of an incremental run (invoices of an import, cases worked since a time)
 
-Revision ID: 0010_recon
-Revises: 0009
+Revision ID: 0011
+Revises: 0010
 Create Date: 2026-12-01 17:30:00+00:00
 """
 
@@ -9,8 +9,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0010_recon"
-down_revision: str | Sequence[str] | None = "0009"
+revision: str = "0011"
+down_revision: str | Sequence[str] | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
