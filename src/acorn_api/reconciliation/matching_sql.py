@@ -235,26 +235,31 @@ SELECT {BALANCE_COLUMNS} FROM changed
 """
 
 
-CREATE_WORK_TABLES = [
-    "DROP TABLE IF EXISTS rec_new, rec_prev",
-    "CREATE TEMP TABLE rec_new (LIKE invoice_balances INCLUDING DEFAULTS)",
-]
+SESSION_SETTINGS = """
+SELECT set_config('work_mem', :work_mem, true), set_config('jit', 'off', true),
+    set_config('random_page_cost', coalesce(CAST(:random_page_cost AS text), current_setting('random_page_cost')), true)
+"""
+"""The run's planner settings, local to its transaction, in one round trip (``random_page_cost`` NULL: unchanged)."""
+
+# Gone with the transaction, committed or rolled back, so a run never finds a stale one; a run drops them
+# itself at its end only for a second run in the same transaction (tests).
+CREATE_WORK_TABLE = "CREATE TEMP TABLE rec_new (LIKE invoice_balances INCLUDING DEFAULTS) ON COMMIT DROP"
 DROP_WORK_TABLES = "DROP TABLE IF EXISTS rec_new, rec_prev"
 
 TOUCHED_BY_IMPORT = """
+WITH last_run AS (
+    -- cases worked since shortly before the last successful run started (or ever, before the first)
+    SELECT coalesce(max(started_at) - interval '1 minute', '-infinity'::timestamptz) AS cases_since
+    FROM reconciliation_runs WHERE account_id = :account_id AND status = 'succeeded'
+)
 SELECT e.invoice_number FROM ledger_entries e
 WHERE e.account_id = :account_id AND e.source_import_id = :import_id AND e.invoice_number IS NOT NULL
 UNION
 SELECT i.invoice_number FROM invoices i WHERE i.account_id = :account_id AND i.source_import_id = :import_id
 UNION
 -- refund cases worked since the last run (disputed, recovered, written off) change their invoices too
-SELECT c.invoice_number FROM refund_cases c
-WHERE c.account_id = :account_id AND c.invoice_number IS NOT NULL AND c.updated_at >= :cases_since
-"""
-
-CASES_SINCE = """
-SELECT coalesce(max(started_at) - interval '1 minute', '-infinity'::timestamptz) FROM reconciliation_runs
-WHERE account_id = :account_id AND status = 'succeeded'
+SELECT c.invoice_number FROM refund_cases c, last_run
+WHERE c.account_id = :account_id AND c.invoice_number IS NOT NULL AND c.updated_at >= last_run.cases_since
 """
 
 CONVERSION_PENDING_NUMBERS = f"""
@@ -279,7 +284,7 @@ ORDER BY n.invoice_number
 """
 
 SAVE_PREVIOUS = """
-CREATE TEMP TABLE rec_prev AS
+CREATE TEMP TABLE rec_prev ON COMMIT DROP AS
 SELECT b.* FROM invoice_balances b
 WHERE b.account_id = :account_id AND b.invoice_number IN (SELECT invoice_number FROM rec_new)
 """
@@ -492,15 +497,23 @@ WHERE e.account_id = :account_id {{filter}}
 GROUP BY 2, 3, 4, 5, 6, 7
 """
 
-CLAIM_IMPORT_FOR_FACTS = """
-INSERT INTO reconciliation_applied_imports (account_id, import_id)
-VALUES (CAST(:account_id AS uuid), CAST(:import_id AS uuid))
-ON CONFLICT DO NOTHING RETURNING import_id
-"""
 ADD_IMPORT_FACTS = (
-    _FACTS_SELECT.format(filter="AND e.source_import_id = :import_id")
+    # Claim the import and add its entries in one statement (one round trip): the facts insert reads the
+    # claim's output, so an import already claimed (a re-delivery) adds nothing; returns 1 if claimed, else 0.
+    """
+WITH claimed AS (
+    INSERT INTO reconciliation_applied_imports (account_id, import_id)
+    VALUES (CAST(:account_id AS uuid), CAST(:import_id AS uuid))
+    ON CONFLICT DO NOTHING RETURNING import_id
+),
+added AS ("""
+    + _FACTS_SELECT.format(filter="AND e.source_import_id = :import_id AND EXISTS (SELECT 1 FROM claimed)")
     + " ON CONFLICT (account_id, month, entry_type, store_id, asin, issue_type, currency) DO UPDATE SET "
-    "amount = f.amount + excluded.amount, entry_count = f.entry_count + excluded.entry_count"
+    "amount = f.amount + excluded.amount, entry_count = f.entry_count + excluded.entry_count RETURNING 1"
+    """
+)
+SELECT count(*) FROM claimed
+"""
 )
 REBUILD_FACTS = [
     # Claim every import visible now; entries of an import committed after this statement are left to that
