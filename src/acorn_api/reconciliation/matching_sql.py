@@ -347,13 +347,23 @@ ON CONFLICT ({_ROLLUP_KEY}) DO UPDATE SET
     {", ".join(f"{m} = r.{m} + excluded.{m}" for m in _ROLLUP_MEASURES.split(", "))}
 """
 
-# only keys the previous balances counted in can have dropped to zero: look those up, not the account's rollups
+# Only keys the previous balances counted in can have dropped to zero: probe those (a primary-key lookup each,
+# forced by the lateral), never the account's rollups. Measured: as a join, with the rollups' statistics stale
+# after a run, it was planned as a hash of every rollup row of the account (64,676 rows filtered at 20,000
+# invoices, 22 ms, growing with the account). ctid is stable here: the run holds the account's lock.
 DELETE_EMPTY_ROLLUPS = f"""
 DELETE FROM balance_rollups r
-USING (SELECT DISTINCT grain, period, store_id, vendor_code, currency, deduction_type
-       FROM ({_rollup_select("rec_prev", "-1", months=True)}) d) k
-WHERE r.account_id = :account_id AND r.invoice_count = 0 AND r.grain = k.grain AND r.deduction_type = k.deduction_type
-    AND r.period = k.period AND r.store_id = k.store_id AND r.vendor_code = k.vendor_code AND r.currency = k.currency
+WHERE r.ctid = ANY (ARRAY(
+    SELECT z.ctid
+    FROM (SELECT DISTINCT grain, period, store_id, vendor_code, currency, deduction_type
+          FROM ({_rollup_select("rec_prev", "-1", months=True)}) d) k
+    CROSS JOIN LATERAL (
+        SELECT x.ctid FROM balance_rollups x
+        WHERE x.account_id = :account_id AND x.grain = k.grain AND x.deduction_type = k.deduction_type
+            AND x.period = k.period AND x.store_id = k.store_id AND x.vendor_code = k.vendor_code
+            AND x.currency = k.currency AND x.invoice_count = 0
+    ) z
+))
 """
 
 REBUILD_ROLLUPS = [

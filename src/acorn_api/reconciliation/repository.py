@@ -99,6 +99,7 @@ class Matching:
         self.session = session
         self.params: dict[str, Any] = {"account_id": account_id, "import_id": import_id}
         self.scoped = import_id is not None
+        self.previous_rows = 0
 
     async def _run(self, statement: str, params: dict[str, Any] | None = None) -> int:
         result = await self.session.execute(text(statement), self.params if params is None else params)
@@ -143,7 +144,8 @@ class Matching:
 
     async def save_balances(self) -> None:
         if self.scoped:
-            await self._run(sql.SAVE_PREVIOUS)  # the rollup delta subtracts what these rows were
+            # the rollup delta subtracts what these rows were (none: the import's invoices are all new)
+            self.previous_rows = await self._run(sql.SAVE_PREVIOUS)
         await self._run(sql.UPSERT_BALANCES)
         if not self.scoped:
             # A full run may have written most of the table (an account's first run: all of it). The statements
@@ -155,7 +157,8 @@ class Matching:
     async def save_rollups(self) -> None:
         if self.scoped:
             await self._run(sql.APPLY_ROLLUP_DELTA)
-            await self._run(sql.DELETE_EMPTY_ROLLUPS)
+            if self.previous_rows:  # only rows something was subtracted from can have dropped to zero
+                await self._run(sql.DELETE_EMPTY_ROLLUPS)
         else:
             for statement in sql.REBUILD_ROLLUPS:
                 await self._run(statement)
