@@ -170,3 +170,31 @@ async def test_money_adds_up_and_incremental_equals_full(
         assert len(per_entry) == non_invoice
     finally:
         await savepoint.rollback()
+
+
+async def test_a_rollup_key_an_invoice_leaves_is_deleted_as_a_full_run_would(
+    session: AsyncSession, account: Tenant
+) -> None:
+    """An invoice known only from the ledger takes its vendor code from its entries: a later entry naming one
+    moves its rollup rows from the "no vendor code" key to that code; the emptied rows go, as in a full run."""
+    ledger = Ledger(session, account.id)
+    await ledger.new_import()
+    await ledger.invoice("INV-V", "100.00", vendor_code=None, with_row=False)
+    first = await ledger.match(ledger.current_import)
+    assert first.invoices_matched == 1
+    vendor_codes = text(
+        "SELECT DISTINCT vendor_code FROM balance_rollups WHERE account_id = :a AND invoice_count <> 0 ORDER BY 1"
+    )
+    assert list(await session.scalars(vendor_codes, {"a": account.id})) == [""]
+
+    await ledger.new_import()
+    await ledger.entry("payment", "INV-V", "-60.00", payment_number="PAY-V", vendor_code="V2")
+    await ledger.match(ledger.current_import)
+    incremental = await snapshot(session, account.id)
+    assert {r["vendor_code"] for r in incremental["balance_rollups"]} == {"V2"}  # none left at zero under ""
+
+    for table, _, _ in DERIVED:
+        await session.execute(text(f"DELETE FROM {table} WHERE account_id = :a"), {"a": account.id})
+    await session.execute(text("DELETE FROM reconciliation_applied_imports WHERE account_id = :a"), {"a": account.id})
+    await ledger.match()
+    assert await snapshot(session, account.id) == incremental
