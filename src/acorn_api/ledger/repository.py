@@ -16,7 +16,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Select, and_, delete, select
+from sqlalchemy import Select, and_, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from acorn_api.core.repository import AccountScopedRepository
@@ -93,6 +93,13 @@ class ImportMappingRepository(AccountScopedRepository[ImportMapping]):
         return await session.scalar(stmt.limit(1)) is not None
 
     async def delete(self, session: AsyncSession, account_id: uuid.UUID, mapping_id: uuid.UUID) -> None:
+        # The imports that used it let go first: the foreign key's own ON DELETE SET NULL would null
+        # ``account_id`` too (it is part of the composite key), which NOT NULL refuses.
+        await session.execute(
+            update(Import)
+            .where(Import.account_id == account_id, Import.mapping_id == mapping_id)
+            .values(mapping_id=None)
+        )
         await session.execute(
             delete(ImportMapping).where(ImportMapping.account_id == account_id, ImportMapping.id == mapping_id)
         )
