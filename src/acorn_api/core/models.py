@@ -95,5 +95,8 @@ def check_in(column: str, values: tuple[str, ...] | list[str]) -> str:
 
 
 def tenant_fk(columns: list[str], table: str, ondelete: str | None = None) -> ForeignKeyConstraint:
-    """A foreign key that includes ``account_id``: a row can never point at another account's row."""
+    """A foreign key that includes ``account_id``: a row can never point at another account's row.
+
+    ``ondelete="SET NULL"`` would null ``account_id`` as well (every column of the key): a deletion that may
+    leave referencing rows nulls the reference itself first (see ``ImportMappingRepository.delete``)."""
     return ForeignKeyConstraint(["account_id", *columns], [f"{table}.account_id", f"{table}.id"], ondelete=ondelete)
