@@ -95,6 +95,7 @@ def live_api(settings: Settings) -> Iterator[LiveApi]:
 
 @pytest.mark.committing
 @pytest.mark.slow
+@pytest.mark.timeout(PROFILE.timeout + 60)  # the profile's own budget, not the suite's 300 s default
 def test_no_5xx_and_no_response_that_breaks_the_schema(live_api: LiveApi, tmp_path: Path) -> None:
     result = _schemathesis(
         live_api,
@@ -121,6 +122,7 @@ def test_no_5xx_and_no_response_that_breaks_the_schema(live_api: LiveApi, tmp_pa
 
 @pytest.mark.committing
 @pytest.mark.slow
+@pytest.mark.timeout(PROFILE.timeout + 60)  # the profile's own budget, not the suite's 300 s default
 def test_stateful_chains_through_the_published_links(live_api: LiveApi, tmp_path: Path) -> None:
     """Create → read/update/act/delete chains, following the links of ``core/openapi_links.py``.
 
@@ -204,6 +206,7 @@ def _schemathesis(
 
 @pytest.mark.committing
 @pytest.mark.slow
+@pytest.mark.timeout(PROFILE.timeout + 60)  # the profile's own budget, not the suite's 300 s default
 def test_fuzzing_the_read_operations_finds_no_5xx(live_api: LiveApi, tmp_path: Path) -> None:
     result = _schemathesis(
         live_api,
