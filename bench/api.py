@@ -405,7 +405,8 @@ def bench_database(args: argparse.Namespace) -> Iterator[tuple[str, dict[str, An
 
         asyncio.run(record())
     else:
-        print(f"reusing database {name} (seeded earlier with the same sizes)", flush=True)
+        upgrade(database_url)  # a database kept from an older checkout gets the migrations added since
+        print(f"reusing database {name} (seeded earlier with the same sizes, migrated to head)", flush=True)
     yield database_url, seeded
 
 
