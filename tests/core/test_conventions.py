@@ -181,7 +181,7 @@ async def test_unparseable_body_is_a_400_problem(client: AsyncClient, account: T
     assert r.headers["content-type"] == PROBLEM
 
 
-@pytest.mark.parametrize("value", ["0.5", "1700000000", 1700000000])
+@pytest.mark.parametrize("value", ["0.5", "1700000000", 1700000000, "-5.700778606548755e-69", " 1E5 ", "+.5"])
 def test_times_must_be_rfc3339_not_epoch_numbers(value: object) -> None:
     from pydantic import TypeAdapter, ValidationError
 
@@ -189,3 +189,44 @@ def test_times_must_be_rfc3339_not_epoch_numbers(value: object) -> None:
 
     with pytest.raises(ValidationError, match="RFC 3339"):
         TypeAdapter(UTCDateTime).validate_python(value)
+
+
+@pytest.mark.parametrize("value", ["2026-01-31T12:00:00Z", "2026-01-31T12:00:00.5+01:00"])
+def test_rfc3339_times_still_pass(value: str) -> None:
+    from pydantic import TypeAdapter
+
+    from acorn_api.core.time import UTCDateTime
+
+    assert TypeAdapter(UTCDateTime).validate_python(value).tzinfo is not None
+
+
+@pytest.mark.parametrize("value", ["10000000000000000", "-744354044629879401462.4", "1e16"])
+def test_amounts_beyond_the_money_columns_are_refused(value: str) -> None:
+    """NUMERIC(20, 4) holds 16 digits before the point; a larger filter overflowed its parameter (a 500)."""
+    from pydantic import TypeAdapter, ValidationError
+
+    from acorn_api.core.money import Amount
+
+    with pytest.raises(ValidationError, match="10\\^16"):
+        TypeAdapter(Amount).validate_python(value)
+    assert TypeAdapter(Amount).validate_python("9999999999999999.9999") == __import__("decimal").Decimal(
+        "9999999999999999.9999"
+    )
+
+
+async def test_huge_amounts_and_epoch_times_in_queries_and_bodies_are_422s(
+    client: AsyncClient, account: Tenant
+) -> None:
+    """Found by the deep fuzz profile: each was a 500 (numeric overflow) or accepted (epoch seconds)."""
+    r = await client.get(
+        "/v1/refund-cases", params={"max_amount": "-744354044629879401462.4"}, headers=account.headers()
+    )
+    assert r.status_code == 422 and r.json()["errors"][0]["loc"] == ["query", "max_amount"], r.text
+    r = await client.post(
+        "/v1/case-rules",
+        json={"name": "huge", "min_amount": "7685189702054804122", "needs_review": True, "entry_types": ["coop"]},
+        headers=account.headers(),
+    )
+    assert r.status_code == 422 and r.json()["errors"][0]["loc"] == ["body", "min_amount"], r.text
+    r = await client.get("/v1/events", params={"created_after": "-5.700778606548755e-69"}, headers=account.headers())
+    assert r.status_code == 422 and r.json()["errors"][0]["loc"] == ["query", "created_after"], r.text

@@ -302,16 +302,13 @@ async def pending_work(
         # After a Redis data loss the worker re-sends every outbox row of the last day, and in a full test run
         # the database holds other tests' rows too (some deferred for minutes): those are not this account's
         # work, and waiting for them would never settle.
-        others = set(
-            (
-                await s.scalars(
-                    select(JobOutbox.arq_job_id).where(
-                        or_(JobOutbox.account_id.is_(None), JobOutbox.account_id != account_id),
-                        or_(JobOutbox.args[0].astext.is_(None), JobOutbox.args[0].astext != account),
-                    )
-                )
-            ).all()
+        foreign = await s.scalars(
+            select(JobOutbox).where(
+                or_(JobOutbox.account_id.is_(None), JobOutbox.account_id != account_id),
+                or_(JobOutbox.args[0].astext.is_(None), JobOutbox.args[0].astext != account),
+            )
         )
+        others = {row.arq_job_id for row in foreign}
     try:
         queued = [j.decode() for j in await redis.zrange(queue, 0, -1)]
         running = [

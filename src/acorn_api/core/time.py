@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -18,11 +19,13 @@ def _require_aware_utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
+# any number pydantic would take for epoch seconds, exponent notation included (``-5.7e-69``: found by fuzzing)
+_NUMBER = re.compile(r"\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*")
+
+
 def _refuse_epoch_numbers(value: object) -> object:
     """Pydantic would read ``0.5`` as seconds since 1970; the contract says RFC 3339 strings only."""
-    if isinstance(value, int | float) or (
-        isinstance(value, str) and value.strip().lstrip("-").replace(".", "", 1).isdigit()
-    ):
+    if isinstance(value, int | float) or (isinstance(value, str) and _NUMBER.fullmatch(value)):
         raise ValueError("must be an RFC 3339 date-time, e.g. 2026-01-31T12:00:00Z")
     return value
 
