@@ -438,6 +438,23 @@ async def api(chaos_settings: Settings, engine: AsyncEngine, pool: ArqRedis) -> 
         yield client
 
 
+@pytest.fixture
+async def leave_no_due_deliveries(
+    committing_sessionmaker: async_sessionmaker[AsyncSession],
+) -> AsyncIterator[None]:
+    """The receiver goes away with the test; deliveries still pending then would be due for every later sweep
+    in the same database (``tests/webhooks/test_delivery.py`` counts what a sweep attempts)."""
+    since = utcnow()
+    yield
+    async with committing_sessionmaker() as s, s.begin():
+        await s.execute(
+            update(WebhookDelivery)
+            .where(WebhookDelivery.status == "pending", WebhookDelivery.created_at >= since)
+            .values(status="failed", next_attempt_at=None)
+        )
+
+
+@pytest.mark.usefixtures("leave_no_due_deliveries")
 async def test_the_money_chain_under_worker_kills_and_redis_restarts_ends_as_a_clean_run_ends(
     api: httpx.AsyncClient,
     private: PrivateRedis,
