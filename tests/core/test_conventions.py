@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from decimal import Decimal
 
 import httpx
 import pytest
@@ -209,9 +210,7 @@ def test_amounts_beyond_the_money_columns_are_refused(value: str) -> None:
 
     with pytest.raises(ValidationError, match="10\\^16"):
         TypeAdapter(Amount).validate_python(value)
-    assert TypeAdapter(Amount).validate_python("9999999999999999.9999") == __import__("decimal").Decimal(
-        "9999999999999999.9999"
-    )
+    assert TypeAdapter(Amount).validate_python("9999999999999999.9999") == Decimal("9999999999999999.9999")
 
 
 async def test_huge_amounts_and_epoch_times_in_queries_and_bodies_are_422s(
