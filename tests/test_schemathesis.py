@@ -100,8 +100,6 @@ def test_no_5xx_and_no_response_that_breaks_the_schema(live_api: LiveApi, tmp_pa
     result = _schemathesis(
         live_api,
         tmp_path,
-        "--checks",
-        "all",
         "--exclude-checks",
         "positive_data_acceptance",
         "--exclude-operation-id",
@@ -133,8 +131,6 @@ def test_stateful_chains_through_the_published_links(live_api: LiveApi, tmp_path
     result = _schemathesis(
         live_api,
         tmp_path,
-        "--checks",
-        "all",
         "--exclude-checks",
         "positive_data_acceptance",
         "--exclude-operation-id",
@@ -162,6 +158,18 @@ def test_stateful_chains_through_the_published_links(live_api: LiveApi, tmp_path
     assert covered and int(covered.group(1)) >= 10, result.stdout[-5000:]
 
 
+# Every check is on by default (no ``--checks`` on the command line: a check named there would override the
+# per-operation settings below). ``DELETE /v1/stores/{store_id}`` archives a store that other data still refers
+# to (quotes, purchase orders, ledger entries keep their history), so reading or renaming it afterwards answers
+# 200 with status ``archived`` (tests/stores/test_router.py), which ``use_after_free`` would report as a
+# resource read after its deletion. The check stays on for every other operation.
+_ARCHIVED_STORES_ARE_READABLE = """
+[[operations]]
+include-operation-id = ["get_store", "update_store"]
+checks.use_after_free.enabled = false
+"""
+
+
 def _hooks_env() -> dict[str, str]:
     """schemathesis imports the hooks module by name: the repository root must be importable (cwd is tmp)."""
     root = str(Path(__file__).resolve().parents[1])
@@ -175,7 +183,7 @@ def _schemathesis(
     executable = shutil.which("schemathesis", path=str(Path(sys.executable).parent))
     assert executable, "schemathesis is a dev dependency"
     config = tmp_path / "schemathesis.toml"
-    config.write_text(f"[phases.stateful]\nmax-steps = {PROFILE.max_steps}\n")
+    config.write_text(f"[phases.stateful]\nmax-steps = {PROFILE.max_steps}\n{_ARCHIVED_STORES_ARE_READABLE}")
     seed = ["--seed", SEED] if SEED else []
     return subprocess.run(
         [
