@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import warnings
 from typing import Any
 
 import httpx
@@ -157,6 +158,22 @@ async def test_changes_are_validated_and_versioned(
     r = await committing_client.delete(url, headers=tenant.headers())
     assert r.status_code == 200 and r.json()["deleted"] is True
     assert (await committing_client.get(url, headers=tenant.headers())).status_code == 404
+
+
+@pytest.mark.parametrize("event_types", [["quote.approved", "sync_run.failed"], "*", ["*"]])
+async def test_changing_event_types_stores_their_names_without_serializer_warnings(
+    committing_client: httpx.AsyncClient, tenant: Tenant, receiver: Receiver, event_types: Any
+) -> None:
+    """Found by the deep fuzz profile: the update dumped validated names through the enum/"*" union it declares,
+    and pydantic warned on every PATCH that the serialized value "may not be as expected"."""
+    created = await make_endpoint(committing_client, tenant, receiver.url)
+    url = f"/v1/webhook-endpoints/{created['id']}"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        r = await committing_client.patch(url, json={"event_types": event_types}, headers=tenant.headers())
+    assert r.status_code == 200, r.text
+    assert r.json()["event_types"] == (["*"] if "*" in event_types else event_types)
+    assert (await committing_client.get(url, headers=tenant.headers())).json()["event_types"] == r.json()["event_types"]
 
 
 async def test_rotation_options_are_validated(

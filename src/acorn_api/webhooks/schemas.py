@@ -7,7 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_serializer, field_validator
 from pydantic.json_schema import SkipJsonSchema
 
 from acorn_api.core.time import UTCDateTime
@@ -86,6 +86,10 @@ class EndpointCreate(BaseModel):
     def _star_as_list(cls, value: list[str] | str) -> list[str]:
         return [ALL_EVENTS] if value == ALL_EVENTS else [str(v) for v in value]
 
+    @field_serializer("event_types")
+    def _names(self, value: list[str]) -> list[str]:
+        return value  # already the names (see _star_as_list): not the declared enum/"*" union
+
 
 class EndpointUpdate(BaseModel):
     """Only the fields present change."""
@@ -111,6 +115,10 @@ class EndpointUpdate(BaseModel):
         if value is None:
             return None
         return [ALL_EVENTS] if value == ALL_EVENTS else [str(v) for v in value]
+
+    @field_serializer("event_types")
+    def _names(self, value: list[str] | None) -> list[str] | None:
+        return value  # already the names (see _star_as_list): not the declared enum/"*" union
 
 
 class EndpointOut(BaseModel):
