@@ -9,6 +9,8 @@ with wrk at 1 and 32 connections against
 * ``twin``: a bare ASGI app (no auth, no ORM, no validation) that runs, through an asyncpg pool of the same size,
   the very statements ACORN ran for that URL (captured from ACORN's engine in a warm-up pass) and returns the
   rows with orjson — the limit of this stack;
+* optionally ``fastapi`` (``--fastapi-twin``): the twin's exact work behind one bare FastAPI route (no dependency,
+  middleware, auth or response model) — the ceiling of any endpoint written on the brief's fixed stack;
 * optionally ``before``: ACORN from another source tree (``--before-src``, e.g. ``git archive`` of an older
   commit), so that before/after figures come from the same run.
 
@@ -23,6 +25,7 @@ reconciliation (invoice balances, summary, aging); the twin runs every statement
     .venv/bin/python bench/api.py                       # 3 rounds x 5 s per wrk run
     .venv/bin/python bench/api.py --rounds 3 --duration 5 --before-src /tmp/acorn-before/src
     .venv/bin/python bench/api.py --reuse-database acorn_bench_api_kept ...   # seed once, reuse on later runs
+    .venv/bin/python bench/api.py --fastapi-twin --connections 32 --only "store detail|stores list"
     .venv/bin/python bench/api.py --rounds 0 --memory-minutes 5 --reuse-database acorn_bench_api_kept
 
 ``--memory-minutes N`` then drives ACORN with wrk (32 connections, every endpoint in turn, 10 s each) for N minutes
@@ -52,6 +55,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+# module level, not in serve_fastapi_twin: FastAPI resolves the route's (string) annotations in the module's globals
+from fastapi import FastAPI, Request, Response
 
 ROOT = Path(__file__).resolve().parents[1]
 BIG_LIMIT = 1_000_000_000
@@ -106,14 +112,40 @@ def _default(value: Any) -> Any:
     raise TypeError
 
 
-def serve_twin(port: int, routes_file: str, database_url: str, pool_size: int) -> None:
-    """The bare twin: path+query -> (sql, params, shape); asyncpg pool, orjson, nothing else."""
-    import asyncpg
+def _twin_responder(routes_file: str) -> tuple[dict[str, Any], Any]:
+    """The twin's work for one URL: the statements ACORN ran for it, in order, on a pooled asyncpg connection,
+    the rows returned with orjson. Shared by the bare ASGI twin and the FastAPI twin."""
     import orjson
-    import uvicorn
 
     routes: dict[str, tuple[list[tuple[str, tuple[Any, ...]]], str]] = pickle.loads(Path(routes_file).read_bytes())
     state: dict[str, Any] = {}
+
+    async def respond(target: str) -> bytes:
+        statements, shape = routes[target]
+        async with state["pool"].acquire() as connection:
+            for sql, params in statements:  # the same statements ACORN ran for this URL, in order
+                rows = await connection.fetch(sql, *params)
+        if shape == "rows":  # aggregates: the rows as they are
+            return orjson.dumps({"data": [dict(r) for r in rows]}, default=_default)
+        if shape == "one":
+            return orjson.dumps(dict(rows[0]), default=_default)
+        data = [dict(r) for r in rows[:PAGE]]
+        cursor = None
+        if len(rows) > PAGE and "created_at" in data[-1] and "id" in data[-1]:
+            last = data[-1]
+            raw = orjson.dumps({"t": last["created_at"].isoformat(), "i": str(last["id"])})
+            cursor = base64.urlsafe_b64encode(raw).decode().rstrip("=")
+        return orjson.dumps({"data": data, "next_cursor": cursor, "has_more": cursor is not None}, default=_default)
+
+    return state, respond
+
+
+def serve_twin(port: int, routes_file: str, database_url: str, pool_size: int) -> None:
+    """The bare twin: path+query -> (sql, params, shape); asyncpg pool, orjson, nothing else."""
+    import asyncpg
+    import uvicorn
+
+    state, respond = _twin_responder(routes_file)
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
@@ -130,26 +162,41 @@ def serve_twin(port: int, routes_file: str, database_url: str, pool_size: int) -
         if scope["path"] in ("/ping", "/healthz"):
             body = b'{"status":"ok"}'
         else:
-            statements, shape = routes[target]
-            async with state["pool"].acquire() as connection:
-                for sql, params in statements:  # the same statements ACORN ran for this URL, in order
-                    rows = await connection.fetch(sql, *params)
-            if shape == "rows":  # aggregates: the rows as they are
-                body = orjson.dumps({"data": [dict(r) for r in rows]}, default=_default)
-            elif shape == "one":
-                body = orjson.dumps(dict(rows[0]), default=_default)
-            else:
-                data = [dict(r) for r in rows[:PAGE]]
-                cursor = None
-                if len(rows) > PAGE and "created_at" in data[-1] and "id" in data[-1]:
-                    last = data[-1]
-                    raw = orjson.dumps({"t": last["created_at"].isoformat(), "i": str(last["id"])})
-                    cursor = base64.urlsafe_b64encode(raw).decode().rstrip("=")
-                body = orjson.dumps(
-                    {"data": data, "next_cursor": cursor, "has_more": cursor is not None}, default=_default
-                )
+            body = await respond(target)
         await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
         await send({"type": "http.response.body", "body": body})
+
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False, log_config=None)
+
+
+def serve_fastapi_twin(port: int, routes_file: str, database_url: str, pool_size: int) -> None:
+    """The twin's exact work behind the least FastAPI can do: one ``async def`` route, no dependency, no middleware,
+    no auth, no response model, the body returned as a ready ``Response``. What FastAPI and Starlette cost on top
+    of the bare twin, i.e. the ceiling of any endpoint written on the fixed stack."""
+    from collections.abc import AsyncIterator
+
+    import asyncpg
+    import uvicorn
+
+    state, respond = _twin_responder(routes_file)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        state["pool"] = await asyncpg.create_pool(database_url, min_size=pool_size, max_size=pool_size)
+        yield
+        await state["pool"].close()
+
+    app = FastAPI(lifespan=lifespan, openapi_url=None, docs_url=None, redoc_url=None)
+
+    @app.get("/healthz")
+    async def healthz() -> Response:
+        return Response(b'{"status":"ok"}', media_type="application/json")
+
+    @app.get("/{path:path}")
+    async def any_read(path: str, request: Request) -> Response:
+        query = request.url.query
+        body = await respond(request.url.path + ("?" + query if query else ""))
+        return Response(body, media_type="application/json")
 
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False, log_config=None)
 
@@ -437,7 +484,7 @@ def memory_run(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--serve", choices=["acorn", "twin"], help=argparse.SUPPRESS)
+    parser.add_argument("--serve", choices=["acorn", "twin", "fastapi"], help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--capture", help=argparse.SUPPRESS)
     parser.add_argument("--routes", help=argparse.SUPPRESS)
@@ -457,7 +504,12 @@ def main() -> None:
     )
     parser.add_argument("--connections", default="1,32", help="comma-separated wrk connection counts")
     parser.add_argument("--before-src", help="another source tree's src/ to run as 'before' in the same run")
-    parser.add_argument("--only", help="comma-separated endpoint names to measure")
+    parser.add_argument("--only", help="endpoint names to measure, separated by '|'")
+    parser.add_argument(
+        "--fastapi-twin",
+        action="store_true",
+        help="also run the twin's work behind a bare FastAPI route: the ceiling of the fixed stack",
+    )
     parser.add_argument(
         "--database-url",
         default=os.environ.get("ACORN_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
@@ -467,9 +519,10 @@ def main() -> None:
     if args.serve == "acorn":
         serve_acorn(args.port, args.capture)
         return
-    if args.serve == "twin":
+    if args.serve in ("twin", "fastapi"):
         pool = int(os.environ.get("ACORN_DATABASE_POOL_SIZE", "10"))
-        serve_twin(args.port, args.routes, os.environ["BENCH_DSN"], pool)
+        serve = serve_twin if args.serve == "twin" else serve_fastapi_twin
+        serve(args.port, args.routes, os.environ["BENCH_DSN"], pool)
         return
 
     sys.path.insert(0, str(ROOT))
@@ -513,7 +566,7 @@ def main() -> None:
             "recon. aging": "/v1/reconciliation/aging",
         }
         if args.only:
-            wanted = set(args.only.split(","))
+            wanted = set(args.only.split("|"))
             endpoints = {k: v for k, v in endpoints.items() if k in wanted}
         log = Path(tmp) / "servers.log"
         capture = Path(tmp) / "capture.pickle"
@@ -530,7 +583,9 @@ def main() -> None:
             "acorn": ["--serve", "acorn"],
             "twin": ["--serve", "twin", "--routes", str(routes_file)],
         }
-        envs = {"acorn": env, "twin": env}
+        if args.fastapi_twin:
+            servers["fastapi"] = ["--serve", "fastapi", "--routes", str(routes_file)]
+        envs = {"acorn": env, "twin": env, "fastapi": env}
         if args.before_src:
             servers = {"before": ["--serve", "acorn"], **servers}
             envs["before"] = {**env, "PYTHONPATH": f"{args.before_src}{os.pathsep}{ROOT}"}
