@@ -415,16 +415,24 @@ def refresh_unmatched(scoped: bool) -> list[str]:
     insert = f"""
 INSERT INTO unmatched_payments (account_id, payment_line_id, payment_number, invoice_number, payment_date, po_number,
     amount, currency, candidates)
-WITH lines AS (
-    SELECT pl.id, pl.payment_number, pl.invoice_number, pl.currency,
-        coalesce(pl.amount_paid, pl.invoice_amount, -le.amount, 0) AS amount,
-        coalesce(p.payment_date, le.occurred_on) AS payment_date, le.po_number
+WITH unknown AS MATERIALIZED (
+    -- first the few lines whose invoice is unknown, then their payment and entry: planned as one join, the
+    -- row estimate of the import's lines was 1 and every line (3,068 for a 10,000-line import) was joined to
+    -- its payment and entry before the anti-join kept 4 (200 ms at a million invoices, 13 ms after)
+    SELECT pl.id, pl.payment_number, pl.invoice_number, pl.currency, pl.amount_paid, pl.invoice_amount,
+        pl.ledger_entry_id
     FROM payment_lines pl
-    LEFT JOIN payments p ON p.account_id = pl.account_id AND p.payment_number = pl.payment_number
-    LEFT JOIN ledger_entries le ON le.account_id = pl.account_id AND le.id = pl.ledger_entry_id
     WHERE pl.account_id = :account_id AND pl.entry_type = 'payment' {line_filter}
         AND NOT EXISTS (SELECT 1 FROM invoice_balances b
                         WHERE b.account_id = :account_id AND b.invoice_number = pl.invoice_number)
+),
+lines AS (
+    SELECT pl.id, pl.payment_number, pl.invoice_number, pl.currency,
+        coalesce(pl.amount_paid, pl.invoice_amount, -le.amount, 0) AS amount,
+        coalesce(p.payment_date, le.occurred_on) AS payment_date, le.po_number
+    FROM unknown pl
+    LEFT JOIN payments p ON p.account_id = :account_id AND p.payment_number = pl.payment_number
+    LEFT JOIN ledger_entries le ON le.account_id = :account_id AND le.id = pl.ledger_entry_id
 )
 SELECT CAST(:account_id AS uuid), l.id, l.payment_number, l.invoice_number, l.payment_date, l.po_number, l.amount,
     l.currency,
