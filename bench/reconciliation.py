@@ -48,10 +48,12 @@ from sqlalchemy.engine import make_url
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from acorn_api.core.ids import uuid7_from  # noqa: E402
 from acorn_api.migrate import scratch_database  # noqa: E402
 
 CHUNK = 100_000
 START = date(2024, 1, 1)
+START_MS = int(datetime(2024, 1, 1, tzinfo=UTC).timestamp() * 1000)
 DEDUCTIONS = ["shortage_claim", "price_claim", "chargeback", "coop"]
 REVERSAL = {"shortage_claim": "shortage_reversal", "price_claim": "price_claim_reversal"}
 CASE_TYPE = {
@@ -174,9 +176,13 @@ class Generator:
         self.rng = random.Random(42)
         self.key = 0
         self.ids = random.Random(7)  # ids of their own, so that the data (from self.rng) is what it always was
+        self.generated = 0
 
     def _id(self) -> uuid.UUID:
-        return uuid.UUID(int=self.ids.getrandbits(128), version=4)
+        """Time-ordered like the ids the import gives ledger entries (``acorn_uuid7()``): rows generated later get
+        later ids, 64 to a (pseudo) millisecond from START."""
+        self.generated += 1
+        return uuid7_from(START_MS + self.generated // 64, self.ids.getrandbits(80))
 
     def _nk(self) -> str:
         self.key += 1

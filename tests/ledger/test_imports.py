@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import uuid
 from collections import Counter
 from decimal import Decimal
 from typing import Any
@@ -306,6 +307,28 @@ async def test_reimport_and_overlapping_import_add_nothing_twice(
     # new: 2 invoices (invoice, payment, terms discount each) and february's own claims 200SC, 200SCR, 201PC;
     # the documents both payments name (the chargeback, co-op, provision, ...) stay one entry each
     assert len(after) == len(before) + 2 * 3 + 3
+
+
+async def test_entries_get_time_ordered_ids_so_a_later_import_appends_to_the_indexes(
+    run_import: RunImport, client: httpx.AsyncClient, account: Tenant
+) -> None:
+    """Version 7 ids (``acorn_uuid7()``): a later load's entries sort after an earlier one's in every index keyed
+    by the entry id (the ledger's key, the journal's one-line-per-entry key), instead of landing on random pages."""
+    first = await run_import(
+        files.to_csv(files.remittance(payment="P1", invoices=3, start=100).rows).encode(), "remittance"
+    )
+    second = await run_import(
+        files.to_csv(files.remittance(payment="P2", invoices=3, start=200).rows).encode(), "remittance"
+    )
+    assert first["status"] == second["status"] == "succeeded"
+    entries = await all_entries(client, account)
+    ids = {
+        imp["id"]: [uuid.UUID(e["id"]) for e in entries if e["source_import_id"] == imp["id"]]
+        for imp in (first, second)
+    }
+    assert ids[first["id"]] and ids[second["id"]]
+    assert {i.version for i in ids[first["id"]] + ids[second["id"]]} == {7}
+    assert max(ids[first["id"]]) < min(ids[second["id"]])
 
 
 async def test_import_records_its_event_and_asks_for_cases_and_matching(

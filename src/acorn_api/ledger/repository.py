@@ -350,7 +350,7 @@ class Stage:
               INSERT INTO ledger_entries (id, account_id, entry_type, amount, currency, occurred_on, due_on,
                 invoice_number, payment_number, po_number, asin, vendor_code, store_id, reference, description,
                 quantity, source_import_id, source_row, raw, natural_key)
-              SELECT gen_random_uuid(), $1, r.entry_type, r.amount, r.currency, COALESCE(od.d, $4::date), dd.d,
+              SELECT acorn_uuid7(), $1, r.entry_type, r.amount, r.currency, COALESCE(od.d, $4::date), dd.d,
                 r.invoice_number, r.payment_number, r.po_number, r.asin, r.vendor_code,
                 COALESCE($3::uuid, sc.id, vc.id), r.reference, r.description, r.quantity, $2, r.row,
                 COALESCE(r.raw::jsonb, '{{}}'::jsonb), r.natural_key

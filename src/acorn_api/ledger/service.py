@@ -32,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from acorn_api.accounts.auth import Caller
 from acorn_api.core.errors import Conflict, NotFound, PayloadTooLarge, invalid_field
+from acorn_api.core.ids import uuid7
 from acorn_api.core.jobs import enqueue_after_commit
 from acorn_api.core.pagination import PageParams, Slice
 from acorn_api.core.time import utcnow
@@ -537,7 +538,7 @@ async def record_accepted_submission(
     po_number = submission.purchase_order_numbers[0] if len(submission.purchase_order_numbers) == 1 else None
     amount = -abs(submission.total_amount) if is_credit else submission.total_amount
     entry = LedgerEntry(
-        id=uuid.uuid4(),
+        id=uuid7(),
         entry_type=(EntryType.adjustment if is_credit else EntryType.invoice).value,
         amount=amount,
         currency=submission.currency,
