@@ -8,7 +8,8 @@ refund case per tenth deduction; 0.1 % of payment lines name an unknown invoice.
 (3.1 M at the default size), loaded with COPY into a scratch database.
 
 Each round: (1) the baseline — one hand-written SQL aggregate over ``ledger_entries`` producing each invoice's
-invoiced/paid/deducted/reversed/open and status into a temporary table; (2) a full run of the ``match_invoices`` job
+invoiced/paid/deducted/reversed/open and status into a temporary table (and, printed beside it, the same over
+every table matching reads: the ledger, ``invoices`` and ``refund_cases``); (2) a full run of the ``match_invoices`` job
 (as the worker runs it: run row, one matching transaction, commit), timed as a whole and per phase; (3) a fresh
 10,000-line import and the incremental run for it; (4) ``--requests`` sequential GETs of the summary (several
 groupings) and of aging through uvicorn with an API key (auth, rate limiter on), p50/p99.
@@ -102,6 +103,47 @@ FROM (
     GROUP BY invoice_number
 ) a
 """
+
+
+BASELINE_SAME_TABLES_SQL = """
+CREATE TEMP TABLE baseline_same_tables AS
+SELECT coalesce(i.invoice_number, a.invoice_number) AS invoice_number, i.currency, i.invoice_date, i.due_on,
+    i.po_number, i.store_id, i.vendor_code,
+    coalesce(a.invoiced, i.amount, 0) AS invoiced, coalesce(a.paid, 0) AS paid,
+    coalesce(a.deducted, 0) - coalesce(c.written_off, 0) AS deducted, coalesce(a.reversed, 0) AS reversed,
+    coalesce(c.written_off, 0) AS written_off, coalesce(a.open_balance, i.amount, 0) AS open_balance,
+    CASE WHEN c.disputed THEN 'disputed'
+         WHEN coalesce(a.open_balance, i.amount, 0) < -0.01 THEN 'overpaid'
+         WHEN coalesce(a.reversed, 0) > 0 OR c.recovered THEN 'recovered'
+         WHEN coalesce(a.open_balance, i.amount, 0) <= 0.01 THEN
+             CASE WHEN coalesce(a.deducted, 0) <> 0 THEN 'short_paid' ELSE 'paid' END
+         WHEN coalesce(a.paid, 0) = 0 THEN 'unpaid'
+         ELSE 'unexplained_short' END AS status
+FROM (
+    SELECT invoice_number,
+        sum(amount) FILTER (WHERE entry_type = 'invoice') AS invoiced,
+        -sum(amount) FILTER (WHERE entry_type = 'payment') AS paid,
+        -sum(amount) FILTER (WHERE entry_type NOT IN ('invoice', 'payment', 'shortage_reversal',
+            'price_claim_reversal', 'provision_reversal')) AS deducted,
+        sum(amount) FILTER (WHERE entry_type IN ('shortage_reversal', 'price_claim_reversal',
+            'provision_reversal')) AS reversed,
+        sum(amount) AS open_balance
+    FROM ledger_entries
+    WHERE account_id = $1 AND invoice_number IS NOT NULL
+    GROUP BY invoice_number
+) a
+FULL JOIN (SELECT * FROM invoices WHERE account_id = $1) i ON i.invoice_number = a.invoice_number
+LEFT JOIN (
+    SELECT invoice_number, sum(written_off_amount) AS written_off,
+        bool_or(status IN ('disputed', 'redisputed')) AS disputed,
+        bool_or(status IN ('recovered', 'partially_recovered')) AS recovered
+    FROM refund_cases WHERE account_id = $1 AND invoice_number IS NOT NULL GROUP BY invoice_number
+) c ON c.invoice_number = coalesce(i.invoice_number, a.invoice_number)
+"""
+"""A second reading of the issue's "hand-written SQL aggregate over the same tables": the tables matching reads
+to define an invoice's figures (the ledger, each invoice's own row for its currency and dates, its refund cases
+for what was written off or is disputed), in one statement, without the per-type breakdown or the comparison
+with the stored balances. Printed beside the ledger-only baseline, which stays the one the target is judged on."""
 
 
 def serve(port: int) -> None:
@@ -448,8 +490,8 @@ def _cpu_seconds(pids: list[int]) -> float | None:
         return None
 
 
-async def baseline(url: str, account_id: uuid.UUID) -> tuple[float, float | None]:
-    """Wall time and backend CPU time of the hand-written aggregate."""
+async def baseline(url: str, account_id: uuid.UUID, sql: str = BASELINE_SQL) -> tuple[float, float | None]:
+    """Wall time and backend CPU time of a hand-written aggregate."""
     conn = await asyncpg.connect(_dsn(url))
     try:
         pid = await conn.fetchval("SELECT pg_backend_pid()")
@@ -459,7 +501,7 @@ async def baseline(url: str, account_id: uuid.UUID) -> tuple[float, float | None
             await conn.execute("SET LOCAL jit = off")
             cpu = _cpu_seconds([pid])
             t = time.perf_counter()
-            await conn.execute(BASELINE_SQL, account_id)
+            await conn.execute(sql, account_id)
             elapsed = time.perf_counter() - t
             after = _cpu_seconds([pid])
             return elapsed, (after - cpu if after is not None and cpu is not None else None)
@@ -591,6 +633,7 @@ def main() -> None:
         next_invoice = args.invoices
         for n in range(args.rounds):
             base_s, base_cpu = asyncio.run(baseline(url, account_id))
+            same_s, _ = asyncio.run(baseline(url, account_id, BASELINE_SAME_TABLES_SQL))
             full_s, full_cpu, full = asyncio.run(run_match(url, args.redis_url, account_id, None))
             import_id, import_lines = asyncio.run(import_10k(url, gen, account_id, next_invoice))
             next_invoice += 3_230
@@ -602,6 +645,7 @@ def main() -> None:
             matching_s = (full.timings_ms["compute"] + full.timings_ms["balances"]) / 1000
             row = {
                 "baseline_s": base_s,
+                "same_tables_s": same_s,
                 "baseline_cpu": base_cpu,
                 "full_s": full_s,
                 "full_cpu": full_cpu,
@@ -620,7 +664,8 @@ def main() -> None:
             }
             rounds.append(row)
             print(
-                f"round {n + 1}: baseline {base_s:.1f} s | invoice matching (compute+save) {matching_s:.1f} s "
+                f"round {n + 1}: baseline {base_s:.1f} s (same tables {same_s:.1f} s) "
+                f"| invoice matching (compute+save) {matching_s:.1f} s "
                 f"({matching_s / base_s:.2f}x) | whole full run {full_s:.1f} s (backend CPU {_fmt(full_cpu)} s, "
                 f"baseline CPU {_fmt(base_cpu)} s) {full.timings_ms} "
                 f"journal +{full.journal_lines:,} | incremental {import_lines:,} lines / {inc.invoices_matched:,} "
@@ -653,6 +698,17 @@ def main() -> None:
             f"{statistics.median(later):.2f} (range {min(later):.2f}-{max(later):.2f})"
         )
     print(f"  baseline backend CPU (s)          : {med('baseline_cpu')}")
+    same = [r["matching_s"] / r["same_tables_s"] for r in rounds]
+    print(f"  same-tables aggregate (s)         : {med('same_tables_s')}")
+    print(
+        f"  ratio matching / same-tables      : median {statistics.median(same):.2f} "
+        f"(range {min(same):.2f}-{max(same):.2f}); rounds 2+: "
+        + (
+            f"median {statistics.median(same[1:]):.2f} (range {min(same[1:]):.2f}-{max(same[1:]):.2f})"
+            if len(same) > 1
+            else "n/a"
+        )
+    )
     print(f"  whole full run (s)                : {med('full_s')}")
     print(f"  whole full run backend CPU (s)    : {med('full_cpu')}")
     print(f"  incremental after ~10k lines (s)  : {med('incremental_s')}  target < 1")
