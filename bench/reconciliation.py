@@ -676,39 +676,28 @@ def main() -> None:
                 flush=True,
             )
 
-    def med(key: str, of: list[dict[str, Any]] | None = None) -> str:
-        values = [r[key] for r in (rounds if of is None else of) if r[key] is not None]
-        if not values:
-            return "n/a"
-        return f"median {statistics.median(values):.3f} (range {min(values):.3f}-{max(values):.3f})"
+    def spread(values: list[float], digits: int) -> str:
+        return (
+            f"median {statistics.median(values):.{digits}f} (range {min(values):.{digits}f}-{max(values):.{digits}f})"
+        )
+
+    def med(key: str) -> str:
+        values = [r[key] for r in rounds if r[key] is not None]
+        return spread(values, 3) if values else "n/a"
 
     print(f"\n{len(rounds)} rounds, {args.invoices:,} invoices, {lines:,} ledger lines at start")
     print(f"  baseline aggregate (s)            : {med('baseline_s')}")
     print(f"  invoice matching, compute+save (s): {med('matching_s')}")
     ratios = [r["matching_s"] / r["baseline_s"] for r in rounds]
-    print(
-        f"  ratio matching / baseline         : median {statistics.median(ratios):.2f} "
-        f"(range {min(ratios):.2f}-{max(ratios):.2f})  target <= 2"
-    )
+    print(f"  ratio matching / baseline         : {spread(ratios, 2)}  target <= 2")
     if len(rounds) > 1:
         # round 1 is the account's first full run (every balance inserted); later ones find them unchanged
-        later = [r["matching_s"] / r["baseline_s"] for r in rounds[1:]]
-        print(
-            f"  ratio, round 1 (first run)        : {ratios[0]:.2f}   rounds 2+ (re-runs): median "
-            f"{statistics.median(later):.2f} (range {min(later):.2f}-{max(later):.2f})"
-        )
+        print(f"  ratio, round 1 (first run)        : {ratios[0]:.2f}   rounds 2+ (re-runs): {spread(ratios[1:], 2)}")
     print(f"  baseline backend CPU (s)          : {med('baseline_cpu')}")
     same = [r["matching_s"] / r["same_tables_s"] for r in rounds]
     print(f"  same-tables aggregate (s)         : {med('same_tables_s')}")
-    print(
-        f"  ratio matching / same-tables      : median {statistics.median(same):.2f} "
-        f"(range {min(same):.2f}-{max(same):.2f}); rounds 2+: "
-        + (
-            f"median {statistics.median(same[1:]):.2f} (range {min(same[1:]):.2f}-{max(same[1:]):.2f})"
-            if len(same) > 1
-            else "n/a"
-        )
-    )
+    later = spread(same[1:], 2) if len(same) > 1 else "n/a"
+    print(f"  ratio matching / same-tables      : {spread(same, 2)}; rounds 2+: {later}")
     print(f"  whole full run (s)                : {med('full_s')}")
     print(f"  whole full run backend CPU (s)    : {med('full_cpu')}")
     print(f"  incremental after ~10k lines (s)  : {med('incremental_s')}  target < 1")
