@@ -68,3 +68,49 @@ def test_ledger_entries_are_hash_partitioned_by_account(database_url: str) -> No
         return names
 
     assert asyncio.run(partitions()) == [f"ledger_entries_p{i:02d}" for i in range(16)]
+
+
+def test_balance_deductions_become_the_text_matching_writes(server_urls: ServerUrls) -> None:
+    """0013 rewrites the stored breakdowns exactly as the matching statement now writes them (so a full run after
+    the upgrade finds them unchanged), and 0012 gets its numbers back."""
+    from acorn_api.reconciliation import matching_sql
+
+    account = "00000000-0000-4000-8000-000000000001"
+    breakdown = {"shortage_claim": "100.0000", "coop": "-12.5000"}
+
+    async def run(url: str, statement: str) -> object:
+        engine = create_async_engine(to_async_database_url(url))
+        async with engine.begin() as conn:
+            result = await conn.execute(text(statement))
+            value = result.scalar() if result.returns_rows else None
+        await engine.dispose()
+        return value
+
+    with fresh_database(server_urls.admin_database_url, migrate=False) as url:
+        upgrade(url, "0012")
+        asyncio.run(run(url, f"INSERT INTO accounts (id, name) VALUES ('{account}', 'a')"))
+        asyncio.run(
+            run(
+                url,
+                "INSERT INTO invoice_balances (account_id, invoice_number, currency, invoice_date, invoiced, paid, "
+                "deducted, deductions, reversed, written_off, disputed, open_balance, open_deductions, status, "
+                f"unconverted_entries, entry_count) VALUES ('{account}', 'INV-1', 'USD', '2026-01-01', 1000, 887.5, "
+                """87.5, '{"coop": -12.5000, "shortage_claim": 100.0000}', 0, 0, 0, 0, 87.5, 'short_paid', 0, 3), """
+                f"('{account}', 'INV-2', 'USD', '2026-01-01', 5, 5, 0, '{{}}', 0, 0, 0, 0, 0, 'paid', 0, 1)",
+            )
+        )
+        upgrade(url, "0013")
+        stored = "SELECT deductions::text FROM invoice_balances WHERE invoice_number = '{}'"
+        per_type = ", ".join(
+            f"CAST({breakdown.get(t, 'NULL')} AS numeric(20, 4)) AS {matching_sql._per_type(t)}"
+            for t in matching_sql.DEDUCTION_LIKE
+        )
+        written = asyncio.run(
+            run(url, f"SELECT {matching_sql._deductions_json(lambda c: f'v.{c}')} FROM (SELECT {per_type}) v")
+        )
+        assert written == '{"shortage_claim": "100.0000", "coop": "-12.5000"}'
+        assert asyncio.run(run(url, stored.format("INV-1"))) == written
+        assert asyncio.run(run(url, stored.format("INV-2"))) == "{}"
+
+        downgrade(url, "0012")
+        assert asyncio.run(run(url, stored.format("INV-1"))) == '{"coop": -12.5000, "shortage_claim": 100.0000}'

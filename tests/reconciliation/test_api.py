@@ -147,6 +147,29 @@ async def test_invoices_as_csv(client: httpx.AsyncClient, account: Tenant, ledge
     ]
 
 
+async def test_deductions_by_type_stay_exact_beyond_a_float(
+    client: httpx.AsyncClient, account: Tenant, ledger: Ledger
+) -> None:
+    # 18 significant digits: a binary float holds ~15-17, so 0.0001 would be lost on the way through a JSON number
+    await ledger.invoice("INV-BIG", "90000000000000.0000")
+    await ledger.entry("shortage_claim", "INV-BIG", "-12345678901234.5678")
+    await ledger.entry("coop", "INV-BIG", "-0.0001")
+    await ledger.match()
+    await ledger.match()  # a re-run compares the stored json with the computed one as text (json has no "=")
+    await ledger.session.commit()
+    h = account.headers()
+    body = (await client.get("/v1/reconciliation/invoices", headers=h)).json()
+    assert body["data"][0]["deductions"] == {
+        "coop": {"amount": "0.0001", "currency": "USD"},
+        "shortage_claim": {"amount": "12345678901234.5678", "currency": "USD"},
+    }
+    assert body["data"][0]["deducted"] == {"amount": "12345678901234.5679", "currency": "USD"}
+    rows = list(
+        csv.DictReader(io.StringIO((await client.get("/v1/reconciliation/invoices?format=csv", headers=h)).text))
+    )
+    assert rows[0]["deductions"] == "coop=0.0001;shortage_claim=12345678901234.5678"
+
+
 async def test_summary_per_store_and_currency_with_conversion(
     client: httpx.AsyncClient, account: Tenant, ledger: Ledger
 ) -> None:

@@ -59,7 +59,12 @@ async def test_short_paid_with_a_shortage_claim_later_reversed(session: AsyncSes
     await ledger.entry("shortage_claim", "INV-2", "-100.00", payment_number="PAY-1")
     await ledger.match()
     b = await balance(session, ledger, "INV-2")
-    assert (b.status, b.open_balance, b.deducted, b.deductions) == ("short_paid", 0, D(100), {"shortage_claim": 100})
+    assert (b.status, b.open_balance, b.deducted, b.deductions) == (
+        "short_paid",
+        0,
+        D(100),
+        {"shortage_claim": "100.0000"},
+    )
 
     await ledger.entry("shortage_reversal", "INV-2", "100.00", on=DAY0 + timedelta(days=60))
     await ledger.match()
@@ -117,7 +122,7 @@ async def test_chargeback_written_off(session: AsyncSession, ledger: Ledger) -> 
         "written_off": D(40),
         "open_balance": 0,
     }
-    assert (b.status, b.deductions, b.open_deductions) == ("short_paid", {"chargeback": 40}, 0)
+    assert (b.status, b.deductions, b.open_deductions) == ("short_paid", {"chargeback": "40.0000"}, 0)
 
 
 async def test_payment_in_another_currency_is_converted_at_the_remittance_rate(

@@ -32,7 +32,7 @@ from sqlalchemy import (
     UniqueConstraint,
     func,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import JSON, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from acorn_api.accounts import models as _accounts_models  # noqa: F401 - foreign key target
@@ -123,7 +123,7 @@ class InvoiceBalance(Base):
     invoiced: Mapped[Decimal] = mapped_column(MONEY)
     paid: Mapped[Decimal] = mapped_column(MONEY)
     deducted: Mapped[Decimal] = mapped_column(MONEY)
-    deductions: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    deductions: Mapped[dict[str, str]] = mapped_column(JSON)
     reversed: Mapped[Decimal] = mapped_column(MONEY)
     written_off: Mapped[Decimal] = mapped_column(MONEY)
     disputed: Mapped[Decimal] = mapped_column(MONEY)

@@ -161,7 +161,7 @@ def balance_out(b: InvoiceBalance) -> InvoiceBalanceOut:
         invoiced=money(b.invoiced, c),
         paid=money(b.paid, c),
         deducted=money(b.deducted, c),
-        deductions={k: money(Decimal(str(v)), c) for k, v in sorted(b.deductions.items())},
+        deductions={k: money(Decimal(v), c) for k, v in sorted(b.deductions.items())},
         reversed=money(b.reversed, c),
         written_off=money(b.written_off, c),
         disputed=money(b.disputed, c),
