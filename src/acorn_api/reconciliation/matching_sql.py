@@ -245,6 +245,7 @@ changed AS (
     LEFT JOIN invoice_balances o ON o.account_id = :account_id AND o.invoice_number = m.invoice_number
     WHERE o.invoice_number IS NULL OR m.unconverted_entries < 0 OR {_distinct("o", "m")}
 )
+-- the breakdown was built and compared as text; only the rows written become json
 INSERT INTO rec_new ({BALANCE_COLUMNS})
 SELECT {BALANCE_COLUMNS.replace(" deductions,", " CAST(deductions AS json),")} FROM changed
 """
