@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from alembic import command
 from alembic.script import ScriptDirectory
 from sqlalchemy import text
@@ -114,3 +115,68 @@ def test_balance_deductions_become_the_text_matching_writes(server_urls: ServerU
 
         downgrade(url, "0012")
         assert asyncio.run(run(url, stored.format("INV-1"))) == '{"coop": -12.5000, "shortage_claim": 100.0000}'
+
+
+def test_journal_lines_become_entries_and_the_feed_is_unchanged(server_urls: ServerUrls) -> None:
+    """0014 stores each pair of journal lines as one entry whose derived lines are exactly the stored ones (same
+    positions, so an ERP's cursor still points where it did); it refuses a line outside a pair, changing nothing;
+    0013 gets its lines back."""
+    from acorn_api.reconciliation.models import JournalEntry
+    from acorn_api.reconciliation.service import journal_lines
+
+    account = "00000000-0000-4000-8000-000000000001"
+    columns = (
+        "account_id, seq, entry_date, category, deduction_type, amount, currency, ledger_entry_id, entry_type, "
+        "invoice_number, payment_number, reference, store_id"
+    )
+    payment, reversal = "00000000-0000-7000-8000-00000000000a", "00000000-0000-7000-8000-00000000000b"
+    lines = [
+        (1, "cash", None, "100.0000", payment, "payment", "INV-1", "PAY-1", "r1"),
+        (2, "receivable", None, "-100.0000", payment, "payment", "INV-1", "PAY-1", "r1"),
+        (3, "recovery_income", "shortage_claim", "-30.0000", reversal, "shortage_reversal", "INV-1", None, None),
+        (4, "receivable", None, "30.0000", reversal, "shortage_reversal", "INV-1", None, None),
+    ]
+
+    def values(seq: int, category: str, deduction: str | None, amount: str, entry: str, *rest: str | None) -> str:
+        quoted = ", ".join("NULL" if v is None else f"'{v}'" for v in (category, deduction, amount))
+        refs = ", ".join("NULL" if v is None else f"'{v}'" for v in rest)
+        return f"('{account}', {seq}, '2026-03-01', {quoted}, 'USD', '{entry}', {refs}, NULL)"
+
+    async def rows(url: str, statement: str) -> list[dict[str, object]]:
+        engine = create_async_engine(to_async_database_url(url))
+        async with engine.begin() as conn:
+            result = await conn.execute(text(statement))
+            found = [dict(r._mapping) for r in result] if result.returns_rows else []
+        await engine.dispose()
+        return found
+
+    stored_lines = f"SELECT {columns} FROM journal_lines ORDER BY seq"
+    with fresh_database(server_urls.admin_database_url, migrate=False) as url:
+        upgrade(url, "0013")
+        asyncio.run(rows(url, f"INSERT INTO accounts (id, name) VALUES ('{account}', 'a')"))
+        stored = ", ".join(values(*line) for line in lines)
+        asyncio.run(rows(url, f"INSERT INTO journal_lines ({columns}) VALUES {stored}"))
+        before = asyncio.run(rows(url, stored_lines))
+
+        upgrade(url, "0014")
+        entries = asyncio.run(rows(url, "SELECT * FROM journal_entries ORDER BY seq"))
+        assert [(e["seq"], e["entry_type"], str(e["amount"])) for e in entries] == [
+            (1, "payment", "-100.0000"),
+            (3, "shortage_reversal", "30.0000"),
+        ]
+        derived = [
+            line.model_dump(include=set(columns.split(", ")) - {"account_id"})
+            for entry in entries
+            for line in journal_lines(JournalEntry(**entry))
+        ]
+        assert derived == [{k: v for k, v in line.items() if k != "account_id"} for line in before]
+
+        downgrade(url, "0013")
+        assert asyncio.run(rows(url, stored_lines)) == before
+
+        # a line without its pair: the upgrade refuses and leaves the lines as they were
+        orphan = ("cash", None, "7.0000", "00000000-0000-7000-8000-00000000000c", "payment", "INV-2", "PAY-2", None)
+        asyncio.run(rows(url, f"INSERT INTO journal_lines ({columns}) VALUES {values(5, *orphan)}"))
+        with pytest.raises(RuntimeError, match="1 journal lines are not in a"):
+            upgrade(url, "0014")
+        assert len(asyncio.run(rows(url, stored_lines))) == 5

@@ -313,7 +313,7 @@ async def test_entries_get_time_ordered_ids_so_a_later_import_appends_to_the_ind
     run_import: RunImport, client: httpx.AsyncClient, account: Tenant
 ) -> None:
     """Version 7 ids (``acorn_uuid7()``): a later load's entries sort after an earlier one's in every index keyed
-    by the entry id (the ledger's key, the journal's one-line-per-entry key), instead of landing on random pages."""
+    by the entry id (the ledger's key, the journal key of each entry), instead of landing on random pages."""
     first = await run_import(
         files.to_csv(files.remittance(payment="P1", invoices=3, start=100).rows).encode(), "remittance"
     )

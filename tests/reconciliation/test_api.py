@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
+import pytest
 from arq.connections import ArqRedis
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -278,7 +279,11 @@ async def test_suggestions_ranked_by_money_at_stake(client: httpx.AsyncClient, a
     assert body["data"][2]["invoice_number"] == "INV-UNPAID"
 
 
-async def test_journal_pages_exactly_once(client: httpx.AsyncClient, account: Tenant, ledger: Ledger) -> None:
+@pytest.mark.parametrize("limit", [1, 3, 4, 100])
+async def test_journal_pages_exactly_once(
+    client: httpx.AsyncClient, account: Tenant, ledger: Ledger, limit: int
+) -> None:
+    """Any page size, odd ones included (a page may end between an entry's two lines), yields every line once."""
     await three_invoices(ledger)  # two payments
     await ledger.entry("shortage_claim", "INV-B", "-50.00")
     await ledger.match()
@@ -287,8 +292,9 @@ async def test_journal_pages_exactly_once(client: httpx.AsyncClient, account: Te
     seen: list[dict[str, Any]] = []
     cursor = None
     while True:
-        url = "/v1/reconciliation/journal?limit=4" + (f"&since_cursor={cursor}" if cursor else "")
+        url = f"/v1/reconciliation/journal?limit={limit}" + (f"&since_cursor={cursor}" if cursor else "")
         page = (await client.get(url, headers=h)).json()
+        assert 0 < len(page["data"]) <= limit
         seen += page["data"]
         cursor = page["next_cursor"]
         if not page["has_more"]:

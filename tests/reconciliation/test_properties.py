@@ -11,9 +11,11 @@ from typing import Any
 from hypothesis import HealthCheck, given
 from hypothesis import settings as settings_
 from hypothesis import strategies as st
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from acorn_api.reconciliation.models import JournalEntry
+from acorn_api.reconciliation.service import journal_lines
 from tests.conftest import Tenant
 from tests.reconciliation.factories import DAY0, Ledger
 
@@ -155,12 +157,12 @@ async def test_money_adds_up_and_incremental_equals_full(
         assert full_result.journal_lines == 0  # every entry was journalised once, by its import's run
 
         # the journal: two balanced lines per non-invoice entry, a gap-free sequence
-        lines = (
-            await session.execute(
-                text("SELECT seq, ledger_entry_id, amount FROM journal_lines WHERE account_id = :a ORDER BY seq"),
-                {"a": account.id},
+        entries = (
+            await session.scalars(
+                select(JournalEntry).where(JournalEntry.account_id == account.id).order_by(JournalEntry.seq)
             )
         ).all()
+        lines = [line for entry in entries for line in journal_lines(entry)]
         assert [r.seq for r in lines] == list(range(1, len(lines) + 1))
         per_entry: dict[uuid.UUID, Decimal] = {}
         for r in lines:

@@ -587,42 +587,30 @@ GROUP BY 2, 3, 4
 
 # --- the ERP journal ----------------------------------------------------------------------------------------
 
-_REVERSAL_CASE = " ".join(f"WHEN '{r}' THEN '{d}'" for r, d in REVERSAL_OF.items())
-
 
 def journalise(scoped: bool) -> str:
-    """Append two balanced lines per ledger entry not yet journalised (those of the import, or all).
+    """Journalise every ledger entry not yet journalised (those of the import, or all): one row each, whose two
+    balanced feed lines take the next two sequence numbers (see ``models.JournalEntry``).
 
-    Debits are positive, credits negative. A payment: cash +, receivable −. A deduction: deduction
-    expense (by type) +, receivable −. A reversal: receivable +, recovery income −. Invoices are the ERP's
-    own documents and are not re-posted. ``seq`` continues from the account's last line; callers hold
-    the account's reconciliation lock, so sequences are assigned (and committed) one run at a time.
+    Invoices are the ERP's own documents and are not re-posted. ``seq`` continues from the account's last line;
+    callers hold the account's reconciliation lock, so sequences are assigned (and committed) one run at a time.
+    Returns the rows' count; the run reports twice that many lines.
     """
     entry_filter = "AND e.source_import_id = :import_id" if scoped else ""
     return f"""
-INSERT INTO journal_lines (account_id, seq, entry_date, category, deduction_type, amount, currency,
-    ledger_entry_id, entry_type, invoice_number, payment_number, reference, store_id)
-WITH start AS (SELECT coalesce(max(seq), 0) AS s FROM journal_lines WHERE account_id = :account_id),
+INSERT INTO journal_entries (account_id, seq, entry_date, amount, currency, ledger_entry_id, entry_type,
+    invoice_number, payment_number, reference, store_id)
+WITH start AS (SELECT coalesce(max(seq) + 1, 0) AS s FROM journal_entries WHERE account_id = :account_id),
 src AS (
     SELECT e.* FROM ledger_entries e
     WHERE e.account_id = :account_id AND e.entry_type <> 'invoice' {entry_filter}
-        AND NOT EXISTS (SELECT 1 FROM journal_lines j
+        AND NOT EXISTS (SELECT 1 FROM journal_entries j
                         WHERE j.account_id = :account_id AND j.ledger_entry_id = e.id)
 )
-SELECT CAST(:account_id AS uuid), start.s + row_number() OVER (ORDER BY src.occurred_on, src.created_at, src.id, l.ord),
-    src.occurred_on, l.category, l.deduction_type, l.amount, src.currency, src.id, src.entry_type,
-    src.invoice_number, src.payment_number, src.reference, src.store_id
+SELECT CAST(:account_id AS uuid),
+    start.s + 2 * row_number() OVER (ORDER BY src.occurred_on, src.created_at, src.id) - 1,
+    src.occurred_on, src.amount, src.currency, src.id, src.entry_type, src.invoice_number, src.payment_number,
+    src.reference, src.store_id
 FROM src
 CROSS JOIN start
-CROSS JOIN LATERAL (VALUES
-    (1,
-     CASE WHEN src.entry_type = 'payment' THEN 'cash'
-          WHEN src.entry_type IN {_in(REVERSAL_TYPES)} THEN 'recovery_income'
-          ELSE 'deduction_expense' END,
-     CASE WHEN src.entry_type = 'payment' THEN NULL
-          WHEN src.entry_type IN {_in(REVERSAL_TYPES)} THEN CASE src.entry_type {_REVERSAL_CASE} END
-          ELSE src.entry_type END,
-     -src.amount),
-    (2, 'receivable', NULL, src.amount)
-) AS l(ord, category, deduction_type, amount)
 """

@@ -6,8 +6,8 @@ Everything here is derived from the ledger (and refund cases) by the matching jo
 few thousand pre-grouped rows instead of scanning a million invoices per request.
 
 Key choices: ``invoice_balances`` keys on ``(account_id, invoice_number)`` (the natural key the ledger
-matches on, so an upsert needs no lookup); ``journal_lines`` keys on ``(account_id, seq)`` because the
-sequence *is* its identity: an ERP resumes from the last ``seq`` it posted. Aggregate rows key on their
+matches on, so an upsert needs no lookup); ``journal_entries`` keys on ``(account_id, seq)`` because the
+sequence *is* its identity: an ERP resumes from the last line ``seq`` it posted. Aggregate rows key on their
 grouping columns; "none" is stored as the nil UUID / empty string so the keys can be primary keys.
 """
 
@@ -254,17 +254,21 @@ class UnmatchedPayment(Base):
     )
 
 
-class JournalLine(Base):
-    """One accounting line for the ERP; ``seq`` only ever grows, so a poller's cursor never skips a line."""
+class JournalEntry(Base):
+    """One journalised ledger entry: the two balanced lines of the ERP feed, ``seq`` and ``seq + 1``.
 
-    __tablename__ = "journal_lines"
+    The feed's lines are derived from the entry by a fixed rule (``service.journal_lines``): its debit line (cash,
+    deduction expense or recovery income, ``-amount``) then its receivable line (``amount``). Storing the entry
+    once instead of two line rows halves what matching writes per imported entry. ``seq`` only ever grows, so a
+    poller's cursor (a line's ``seq``) never skips a line.
+    """
+
+    __tablename__ = "journal_entries"
 
     account_id: Mapped[uuid.UUID] = _account_fk()
-    seq: Mapped[int] = mapped_column(BigInteger)
+    seq: Mapped[int] = mapped_column(BigInteger)  # the first line's position in the feed; the second's is seq + 1
     entry_date: Mapped[date] = mapped_column(Date)
-    category: Mapped[str] = mapped_column(String(30))
-    deduction_type: Mapped[str | None] = mapped_column(String(30))
-    amount: Mapped[Decimal] = mapped_column(MONEY)
+    amount: Mapped[Decimal] = mapped_column(MONEY)  # the ledger entry's amount (the receivable line's)
     currency: Mapped[str] = mapped_column(String(3))
     ledger_entry_id: Mapped[uuid.UUID]
     entry_type: Mapped[str] = mapped_column(String(30))
@@ -276,9 +280,8 @@ class JournalLine(Base):
 
     __table_args__ = (
         PrimaryKeyConstraint("account_id", "seq"),
-        CheckConstraint(check_in("category", list(JournalCategory)), name="category"),
-        # one line per category per ledger entry: journalising twice adds nothing
-        UniqueConstraint("account_id", "ledger_entry_id", "category"),
+        # each ledger entry is journalised once: journalising twice adds nothing
+        UniqueConstraint("account_id", "ledger_entry_id"),
     )
 
 

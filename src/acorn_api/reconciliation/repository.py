@@ -20,7 +20,7 @@ from acorn_api.reconciliation.models import (
     NO_STORE,
     BalanceRollup,
     InvoiceBalance,
-    JournalLine,
+    JournalEntry,
     ReconciliationRun,
     RunKind,
     RunStatus,
@@ -215,7 +215,8 @@ class Matching:
         return True
 
     async def journalise(self) -> int:
-        return await self._run(sql.journalise(self.scoped))
+        """Journalise the run's new ledger entries; returns the feed lines added (two per entry)."""
+        return 2 * await self._run(sql.journalise(self.scoped))
 
     async def finish(self) -> None:
         await self._run(sql.DROP_WORK_TABLES)
@@ -530,12 +531,17 @@ async def unmatched_page(
     return list((await session.scalars(stmt)).all())
 
 
-async def journal_after(session: AsyncSession, account_id: uuid.UUID, since: int, limit: int) -> list[JournalLine]:
+async def journal_after(session: AsyncSession, account_id: uuid.UUID, since: int, limit: int) -> list[JournalEntry]:
+    """The journalised entries holding the first ``limit`` feed lines after line ``since`` (and one line more,
+    when there is one, to tell the caller whether more follow).
+
+    An entry's lines are ``seq`` and ``seq + 1``, so the entry whose second line is ``since`` + 1 comes first.
+    """
     stmt = (
-        select(JournalLine)
-        .where(JournalLine.account_id == account_id, JournalLine.seq > since)
-        .order_by(JournalLine.seq)
-        .limit(limit + 1)
+        select(JournalEntry)
+        .where(JournalEntry.account_id == account_id, JournalEntry.seq >= since)
+        .order_by(JournalEntry.seq)
+        .limit(limit // 2 + 2)
     )
     return list((await session.scalars(stmt)).all())
 

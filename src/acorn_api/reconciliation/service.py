@@ -19,8 +19,17 @@ from acorn_api.core.errors import invalid_field
 from acorn_api.core.jobs import enqueue_after_commit
 from acorn_api.core.money import Money
 from acorn_api.core.time import utcnow
+from acorn_api.ledger.models import REVERSAL_OF, EntryType
 from acorn_api.reconciliation import repository as repo
-from acorn_api.reconciliation.models import NO_STORE, InvoiceBalance, ReconciliationRun, RunKind, RunStatus
+from acorn_api.reconciliation.models import (
+    NO_STORE,
+    InvoiceBalance,
+    JournalCategory,
+    JournalEntry,
+    ReconciliationRun,
+    RunKind,
+    RunStatus,
+)
 from acorn_api.reconciliation.schemas import (
     AgingOut,
     AgingRow,
@@ -477,34 +486,59 @@ async def suggestions(
     )
 
 
+def journal_lines(entry: JournalEntry) -> list[JournalLineOut]:
+    """The two balanced lines of a journalised ledger entry (debits positive, credits negative).
+
+    A payment: cash +, receivable −. A deduction: deduction expense (by type) +, receivable −. A reversal:
+    receivable +, recovery income − (against the type of deduction it reverses).
+    """
+    entry_type = entry.entry_type
+    if entry_type == EntryType.payment:
+        category, deduction_type = JournalCategory.cash, None
+    elif entry_type in REVERSAL_OF:
+        category, deduction_type = JournalCategory.recovery_income, str(REVERSAL_OF[EntryType(entry_type)])
+    else:
+        category, deduction_type = JournalCategory.deduction_expense, entry_type
+    common = {
+        "entry_date": entry.entry_date,
+        "currency": entry.currency,
+        "ledger_entry_id": entry.ledger_entry_id,
+        "entry_type": entry_type,
+        "invoice_number": entry.invoice_number,
+        "payment_number": entry.payment_number,
+        "reference": entry.reference,
+        "store_id": entry.store_id,
+    }
+    return [
+        JournalLineOut(
+            seq=entry.seq,
+            cursor=str(entry.seq),
+            category=category,
+            deduction_type=deduction_type,
+            amount=-entry.amount,
+            **common,
+        ),
+        JournalLineOut(
+            seq=entry.seq + 1,
+            cursor=str(entry.seq + 1),
+            category=JournalCategory.receivable,
+            deduction_type=None,
+            amount=entry.amount,
+            **common,
+        ),
+    ]
+
+
 async def journal(session: AsyncSession, caller: Caller, *, since_cursor: str | None, limit: int) -> JournalPage:
     since = 0
     if since_cursor:
         if not since_cursor.isdigit() or len(since_cursor) > 18:
             raise invalid_field(["query", "since_cursor"], "not a cursor this API issued", "cursor_invalid")
         since = int(since_cursor)
-    rows = await repo.journal_after(session, caller.account_id, since, limit)
-    has_more = len(rows) > limit
-    rows = rows[:limit]
-    data = [
-        JournalLineOut(
-            seq=j.seq,
-            cursor=str(j.seq),
-            entry_date=j.entry_date,
-            category=j.category,
-            deduction_type=j.deduction_type,
-            amount=j.amount,
-            currency=j.currency,
-            ledger_entry_id=j.ledger_entry_id,
-            entry_type=j.entry_type,
-            invoice_number=j.invoice_number,
-            payment_number=j.payment_number,
-            reference=j.reference,
-            store_id=j.store_id,
-        )
-        for j in rows
-    ]
-    return JournalPage(data=data, next_cursor=str(rows[-1].seq) if rows else str(since), has_more=has_more)
+    entries = await repo.journal_after(session, caller.account_id, since, limit)
+    lines = [line for entry in entries for line in journal_lines(entry) if line.seq > since]
+    data = lines[:limit]
+    return JournalPage(data=data, next_cursor=data[-1].cursor if data else str(since), has_more=len(lines) > limit)
 
 
 # --- analytics -------------------------------------------------------------------------------------------
