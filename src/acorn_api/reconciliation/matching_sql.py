@@ -321,43 +321,61 @@ _ROLLUP_KEY = "account_id, grain, period, store_id, vendor_code, currency, deduc
 _ROLLUP_SUMS = ", ".join(f"sum({m})" for m in _ROLLUP_MEASURES.split(", "))
 
 
-def _rollup_select(source: str, sign: str, *, months: bool) -> str:
-    """Day-grain rollup rows of ``source`` (invoice balance rows) times ``sign``; also month grains if asked.
+def _rollup_select(source: str, *, months: bool) -> str:
+    """Rollup rows (key and measures, not yet summed per key) of ``source``: invoice balance rows with a ``sign``
+    column (1 to add a row, -1 to take it away).
 
-    Grains: ``day`` / ``month`` by invoice date (with one row per deduction type) for the summary, and
-    ``due_day`` / ``due_month`` by due date (totals only) for aging.
+    Grains: ``day`` / ``month`` by invoice date (with one row per deduction type) for the summary, and ``due_day``
+    / ``due_month`` by due date (totals only) for aging; months only if asked. The invoices are first summed per
+    (invoice date, due date, store, vendor code, currency), and per deduction type, so each invoice's measures
+    are added once, not once per grain: measured at a million invoices, an incremental run's 3,230 invoices made
+    19,382 grain rows (~70-100 ms of the run) before they were grouped into 360 keys.
     """
-    grains = "('day', x.invoice_date), ('due_day', coalesce(x.due_on, x.invoice_date))"
+    grains = "('day', t.invoice_date), ('due_day', t.due_on)"
+    type_grains = "('day', t.invoice_date)"
     if months:
         grains += (
-            ", ('month', date_trunc('month', x.invoice_date)::date)"
-            ", ('due_month', date_trunc('month', coalesce(x.due_on, x.invoice_date))::date)"
+            ", ('month', date_trunc('month', t.invoice_date)::date), ('due_month', date_trunc('month', t.due_on)::date)"
         )
+        type_grains += ", ('month', date_trunc('month', t.invoice_date)::date)"
+    shared = f"""x.invoice_date, coalesce(x.due_on, x.invoice_date) AS due_on,
+        coalesce(x.store_id, '{NIL_UUID}'::uuid) AS store_id, coalesce(x.vendor_code, '') AS vendor_code, x.currency"""
+    # (source read twice rather than as one CTE: a full rebuild's million rows would be copied to a tuplestore)
     return f"""
-SELECT CAST(:account_id AS uuid) AS account_id, g.grain, g.period,
-    coalesce(x.store_id, '{NIL_UUID}'::uuid) AS store_id, coalesce(x.vendor_code, '') AS vendor_code,
-    x.currency, t.deduction_type, {sign} * t.n AS invoice_count, {sign} * t.invoiced AS invoiced,
-    {sign} * t.paid AS paid, {sign} * t.deducted AS deducted, {sign} * t.reversed AS reversed,
-    {sign} * t.written_off AS written_off, {sign} * t.disputed AS disputed,
-    {sign} * t.open_balance AS open_balance, {sign} * t.open_deductions AS open_deductions,
-    {sign} * t.unexplained_short AS unexplained_short
-FROM {source} x
-CROSS JOIN LATERAL (VALUES {grains}) AS g(grain, period)
-CROSS JOIN LATERAL (
-    SELECT '' AS deduction_type, 1 AS n, x.invoiced, x.paid, x.deducted, x.reversed, x.written_off, x.disputed,
-        x.open_balance, x.open_deductions,
-        CASE WHEN x.status = 'unexplained_short' THEN x.open_balance ELSE 0 END AS unexplained_short
-    UNION ALL
-    SELECT d.key, 1, 0, 0, d.value::numeric, 0, 0, 0, 0, 0, 0 FROM json_each_text(x.deductions) d
-    WHERE g.grain IN ('day', 'month')
-) t
+WITH totals AS (
+    SELECT {shared}, sum(x.sign) AS n, sum(x.sign * x.invoiced) AS invoiced, sum(x.sign * x.paid) AS paid,
+        sum(x.sign * x.deducted) AS deducted, sum(x.sign * x.reversed) AS reversed,
+        sum(x.sign * x.written_off) AS written_off, sum(x.sign * x.disputed) AS disputed,
+        sum(x.sign * x.open_balance) AS open_balance, sum(x.sign * x.open_deductions) AS open_deductions,
+        sum(x.sign * x.open_balance) FILTER (WHERE x.status = 'unexplained_short') AS unexplained_short
+    FROM ({source}) x
+    GROUP BY 1, 2, 3, 4, 5
+),
+per_type AS (
+    SELECT {shared}, d.key AS deduction_type, sum(x.sign) AS n, sum(x.sign * d.value::numeric) AS deducted
+    FROM ({source}) x CROSS JOIN LATERAL json_each_text(x.deductions) d
+    GROUP BY 1, 2, 3, 4, 5, 6
+)
+SELECT CAST(:account_id AS uuid) AS account_id, g.grain, g.period, t.store_id, t.vendor_code, t.currency,
+    '' AS deduction_type, t.n AS invoice_count, t.invoiced, t.paid, t.deducted, t.reversed, t.written_off,
+    t.disputed, t.open_balance, t.open_deductions, coalesce(t.unexplained_short, 0) AS unexplained_short
+FROM totals t CROSS JOIN LATERAL (VALUES {grains}) AS g(grain, period)
+UNION ALL
+SELECT CAST(:account_id AS uuid), g.grain, g.period, t.store_id, t.vendor_code, t.currency, t.deduction_type, t.n,
+    0, 0, t.deducted, 0, 0, 0, 0, 0, 0
+FROM per_type t CROSS JOIN LATERAL (VALUES {type_grains}) AS g(grain, period)
 """
+
+
+_RUN_CHANGES = "SELECT 1 AS sign, * FROM rec_new UNION ALL SELECT -1, * FROM rec_prev"
+"""What an incremental run changed: its new balances added, the rows they replace taken away."""
+_ACCOUNT_BALANCES = "SELECT 1 AS sign, * FROM invoice_balances WHERE account_id = :account_id"
 
 
 APPLY_ROLLUP_DELTA = f"""
 INSERT INTO balance_rollups AS r ({_ROLLUP_KEY}, {_ROLLUP_MEASURES})
 SELECT {_ROLLUP_KEY}, {_ROLLUP_SUMS}
-FROM ({_rollup_select("rec_new", "1", months=True)} UNION ALL {_rollup_select("rec_prev", "-1", months=True)}) d
+FROM ({_rollup_select(_RUN_CHANGES, months=True)}) d
 GROUP BY {_ROLLUP_KEY}
 ON CONFLICT ({_ROLLUP_KEY}) DO UPDATE SET
     {", ".join(f"{m} = r.{m} + excluded.{m}" for m in _ROLLUP_MEASURES.split(", "))}
@@ -372,7 +390,7 @@ DELETE FROM balance_rollups r
 WHERE r.ctid = ANY (ARRAY(
     SELECT z.ctid
     FROM (SELECT DISTINCT grain, period, store_id, vendor_code, currency, deduction_type
-          FROM ({_rollup_select("rec_prev", "-1", months=True)}) d) k
+          FROM ({_rollup_select("SELECT -1 AS sign, * FROM rec_prev", months=True)}) d) k
     CROSS JOIN LATERAL (
         SELECT x.ctid FROM balance_rollups x
         WHERE x.account_id = :account_id AND x.grain = k.grain AND x.deduction_type = k.deduction_type
@@ -387,7 +405,7 @@ REBUILD_ROLLUPS = [
     f"""
 INSERT INTO balance_rollups ({_ROLLUP_KEY}, {_ROLLUP_MEASURES})
 SELECT {_ROLLUP_KEY}, {_ROLLUP_SUMS}
-FROM ({_rollup_select("(SELECT * FROM invoice_balances WHERE account_id = :account_id)", "1", months=False)}) d
+FROM ({_rollup_select(_ACCOUNT_BALANCES, months=False)}) d
 GROUP BY {_ROLLUP_KEY}
 """,
     # month grains from the (far fewer) day rows
