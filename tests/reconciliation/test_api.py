@@ -16,9 +16,11 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from acorn_api.amazon.models import PurchaseOrder, PurchaseOrderItem, VendorConnection
+from acorn_api.core.jobs import JobOutbox
 from acorn_api.core.time import utcnow
 from acorn_api.reconciliation.jobs import match_invoices
 from acorn_api.reconciliation.models import ReconciliationRun, RunKind, RunStatus
+from acorn_api.webhooks.events import DELIVER_EVENT_JOB
 from tests.conftest import Tenant
 from tests.reconciliation.factories import DAY0, Ledger
 from tests.stores.factories import store_body
@@ -277,6 +279,24 @@ async def test_suggestions_ranked_by_money_at_stake(client: httpx.AsyncClient, a
     assert body["data"][0]["subject_id"] == str(case.id)
     assert "evidence ready" in body["data"][0]["reason"]
     assert body["data"][2]["invoice_number"] == "INV-UNPAID"
+
+
+async def test_an_unexplained_short_payment_event_is_queued_for_the_accounts_endpoints(
+    client: httpx.AsyncClient, account: Tenant, ledger: Ledger
+) -> None:
+    body = {"url": "http://127.0.0.1:9/hook", "event_types": "*"}  # loopback is allowed in tests; nothing listens
+    assert (await client.post("/v1/webhook-endpoints", json=body, headers=account.headers())).status_code == 201
+    await ledger.invoice("INV-S", "1000.00")
+    await ledger.paid("PAY-S", "INV-S", "900.00")
+    result = await ledger.match()
+    assert result.newly_unexplained == 1
+    r = await client.get(
+        "/v1/events", params={"type": "reconciliation.unexplained_short_payment"}, headers=account.headers()
+    )
+    [event] = r.json()["data"]
+    assert event["data"]["open_balance"] == {"amount": "100.0000", "currency": "USD"}
+    queued = await ledger.session.scalars(select(JobOutbox.args).where(JobOutbox.function == DELIVER_EVENT_JOB))
+    assert [str(account.id), event["id"]] in list(queued)
 
 
 @pytest.mark.parametrize("limit", [1, 3, 4, 100])

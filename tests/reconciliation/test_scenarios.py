@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from acorn_api.reconciliation.models import InvoiceBalance, UnmatchedPayment
+from acorn_api.reconciliation.service import balance_out
 from acorn_api.webhooks.models import Event
 from tests.reconciliation.factories import DAY0, Ledger
 
@@ -230,7 +231,7 @@ async def test_unmatched_payment_disappears_once_its_invoice_arrives(session: As
 
 
 async def test_unexplained_short_payment_records_one_event(session: AsyncSession, ledger: Ledger) -> None:
-    await ledger.invoice("INV-8", "1000.00")
+    await ledger.invoice("INV-8", "1000.00", po_number="PO-8")
     await ledger.paid("PAY-1", "INV-8", "950.00")
     first = await ledger.match()
     second = await ledger.match()
@@ -247,6 +248,22 @@ async def test_unexplained_short_payment_records_one_event(session: AsyncSession
     assert [(e.data["invoice_number"], e.data["open_balance"]) for e in events] == [
         ("INV-8", {"amount": "50.0000", "currency": "USD"})
     ]
+    # the invoice as the API returns it
+    api = balance_out(b).model_dump(mode="json")
+    assert events[0].data == {k: api[k] for k in events[0].data}
+    assert set(events[0].data) == {
+        "invoice_number",
+        "status",
+        "invoice_date",
+        "due_on",
+        "po_number",
+        "store_id",
+        "vendor_code",
+        "invoiced",
+        "paid",
+        "deducted",
+        "open_balance",
+    }
 
 
 async def test_a_deduction_in_dispute_makes_the_invoice_disputed(session: AsyncSession, ledger: Ledger) -> None:

@@ -290,14 +290,23 @@ WHERE b.account_id = :account_id {scope}
 neither invoices nor ledger entries are deleted), so after the upsert this counts them without the matching
 statement having to count every unchanged row."""
 
-NEWLY_UNEXPLAINED = """
-SELECT n.invoice_number, n.currency, n.invoice_date, n.due_on, n.po_number, n.store_id, n.vendor_code,
-    n.invoiced, n.paid, n.deducted, n.open_balance
+RECORD_NEWLY_UNEXPLAINED = """
+-- one event per invoice this run made unexplained_short, with the invoice as the API returns it
+INSERT INTO events (account_id, id, type, data)
+SELECT CAST(:account_id AS uuid), gen_random_uuid(), :event_type, jsonb_build_object(
+    'invoice_number', n.invoice_number, 'status', n.status, 'invoice_date', n.invoice_date, 'due_on', n.due_on,
+    'po_number', n.po_number, 'store_id', n.store_id, 'vendor_code', n.vendor_code,
+    'invoiced', jsonb_build_object('amount', n.invoiced::text, 'currency', n.currency),
+    'paid', jsonb_build_object('amount', n.paid::text, 'currency', n.currency),
+    'deducted', jsonb_build_object('amount', n.deducted::text, 'currency', n.currency),
+    'open_balance', jsonb_build_object('amount', n.open_balance::text, 'currency', n.currency))
 FROM rec_new n
 LEFT JOIN invoice_balances b ON b.account_id = :account_id AND b.invoice_number = n.invoice_number
 WHERE n.status = 'unexplained_short' AND b.status IS DISTINCT FROM 'unexplained_short'
 ORDER BY n.invoice_number
+RETURNING id
 """
+"""Set-based (one statement, not an ORM object per event); the caller announces the ids for delivery."""
 
 SAVE_PREVIOUS = """
 CREATE TEMP TABLE rec_prev ON COMMIT DROP AS

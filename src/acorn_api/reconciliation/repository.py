@@ -166,8 +166,10 @@ class Matching:
             )
         return self.matched
 
-    async def newly_unexplained(self) -> Sequence[Row[Any]]:
-        return (await self.session.execute(text(sql.NEWLY_UNEXPLAINED), self.params)).all()
+    async def record_newly_unexplained(self, event_type: str) -> list[uuid.UUID]:
+        """Record an event for each invoice this run makes ``unexplained_short`` (before the balances are saved)."""
+        ids = await self.session.scalars(text(sql.RECORD_NEWLY_UNEXPLAINED), {**self.params, "event_type": event_type})
+        return list(ids)
 
     async def save_balances(self) -> None:
         if self.scoped:

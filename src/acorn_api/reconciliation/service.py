@@ -52,7 +52,7 @@ from acorn_api.reconciliation.schemas import (
     UnmatchedPaymentOut,
     money,
 )
-from acorn_api.webhooks.events import EventType, record
+from acorn_api.webhooks.events import EventType, announce
 
 JOB_NAME = "match_invoices"
 RATE_PLACES = Decimal("0.000001")
@@ -95,22 +95,6 @@ class MatchResult:
     timings_ms: dict[str, int] = field(default_factory=dict)
 
 
-def _balance_event(row: Any) -> dict[str, Any]:
-    return {
-        "invoice_number": row.invoice_number,
-        "status": "unexplained_short",
-        "invoice_date": row.invoice_date,
-        "due_on": row.due_on,
-        "po_number": row.po_number,
-        "store_id": row.store_id,
-        "vendor_code": row.vendor_code,
-        "invoiced": {"amount": str(row.invoiced), "currency": row.currency},
-        "paid": {"amount": str(row.paid), "currency": row.currency},
-        "deducted": {"amount": str(row.deducted), "currency": row.currency},
-        "open_balance": {"amount": str(row.open_balance), "currency": row.currency},
-    }
-
-
 async def match(session: AsyncSession, account_id: uuid.UUID, import_id: uuid.UUID | None) -> MatchResult:
     """Re-match the invoices an import touched (or all), refresh every derived table, journalise new entries.
 
@@ -131,11 +115,9 @@ async def match(session: AsyncSession, account_id: uuid.UUID, import_id: uuid.UU
     await matching.prepare()
     await matching.compute()
     lap("compute")
-    newly = await matching.newly_unexplained()
-    for row in newly:
-        record(session, account_id, EventType.reconciliation_unexplained_short_payment, _balance_event(row))
+    newly = await matching.record_newly_unexplained(EventType.reconciliation_unexplained_short_payment.value)
+    await announce(session, account_id, newly)
     result.newly_unexplained = len(newly)
-    await session.flush()
     lap("events")
     await matching.save_balances()
     result.invoices_matched = await matching.count_matched()
