@@ -376,7 +376,9 @@ FROM per_type t CROSS JOIN LATERAL (VALUES {type_grains}) AS g(grain, period)
 """
 
 
-_RUN_CHANGES = "SELECT 1 AS sign, * FROM rec_new UNION ALL SELECT -1, * FROM rec_prev"
+_REPLACED_BALANCES = "SELECT -1 AS sign, * FROM rec_prev"
+"""The balance rows an incremental run replaces, taken away."""
+_RUN_CHANGES = f"SELECT 1 AS sign, * FROM rec_new UNION ALL {_REPLACED_BALANCES}"
 """What an incremental run changed: its new balances added, the rows they replace taken away."""
 _ACCOUNT_BALANCES = "SELECT 1 AS sign, * FROM invoice_balances WHERE account_id = :account_id"
 
@@ -399,7 +401,7 @@ DELETE FROM balance_rollups r
 WHERE r.ctid = ANY (ARRAY(
     SELECT z.ctid
     FROM (SELECT DISTINCT grain, period, store_id, vendor_code, currency, deduction_type
-          FROM ({_rollup_select("SELECT -1 AS sign, * FROM rec_prev", months=True)}) d) k
+          FROM ({_rollup_select(_REPLACED_BALANCES, months=True)}) d) k
     CROSS JOIN LATERAL (
         SELECT x.ctid FROM balance_rollups x
         WHERE x.account_id = :account_id AND x.grain = k.grain AND x.deduction_type = k.deduction_type
